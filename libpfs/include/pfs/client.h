@@ -1,0 +1,152 @@
+// pfs/client.h: the one interface to a pfs store. A local store (a
+// directory, open_store()) implements it today; a remote server over HTTP
+// implements the same calls, so programs and pachctl are written once.
+//
+// Thread safety: a Client may be used from several threads at once, and
+// several processes may open one store at once; writers to one branch are
+// serialised by a lock in the store, readers are never blocked by writers.
+//
+// Errors: every call returns Result; the codes each call can return are
+// listed with it. kIo, kPermissionDenied, kCorruption and kInternal can come
+// from any call and are not repeated below.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <pfs/io.h>
+#include <pfs/result.h>
+#include <pfs/types.h>
+
+namespace pfs {
+
+class Client {
+ public:
+  virtual ~Client() = default;
+
+  // Where the store is and which backend it uses.
+  virtual Result<StoreInfo> info() = 0;
+
+  // ---- files ---------------------------------------------------------------
+
+  // Writes `path` on `branch` (creating parent directories) from `src`; the
+  // new content becomes visible at once and whole (never half-written), and
+  // is on stable storage when this returns. With opts.append, appends to the
+  // existing file (or creates it). Errors: kInvalidArgument (bad path, or a
+  // parent of path is a file, or path is a directory), kNotFound (branch).
+  virtual Result<FileInfo> put_file(std::string_view branch, std::string_view path,
+                                    Source& src, const PutOptions& opts = {}) = 0;
+
+  // Copies the local directory `local_dir` (files and subdirectories; other
+  // entries are skipped and listed) to `path` on `branch`, merging into what
+  // is there. `path` may be "." for the root. Errors: as put_file, and
+  // kNotFound if local_dir does not exist.
+  virtual Result<PutDirResult> put_dir(std::string_view branch, std::string_view path,
+                                       const std::filesystem::path& local_dir) = 0;
+
+  // Streams the file at `path` in `ref` to `sink` (a byte range of it with
+  // `range`). Errors: kInvalidArgument (bad path, path is a directory, range
+  // past the end), kNotFound (ref or path).
+  virtual Result<FileInfo> get_file(const Ref& ref, std::string_view path, Sink& sink,
+                                    const ReadRange& range = {}) = 0;
+
+  // Describes one file or directory. Errors: kInvalidArgument, kNotFound.
+  virtual Result<FileInfo> stat_file(const Ref& ref, std::string_view path) = 0;
+
+  // Removes a file, or a directory with everything below it, from `branch`.
+  // Returns what was removed. Errors: kInvalidArgument, kNotFound.
+  virtual Result<TreeStats> delete_file(std::string_view branch, std::string_view path) = 0;
+
+  // Lists `dir_or_glob` in `ref`: a directory's entries (everything below it
+  // with opts.recursive), a single file, or the files and directories a glob
+  // matches (`*`, `?`, `[...]` within a name, `**` across directories).
+  // "" or "." is the root. Sorted by path. Errors: kInvalidArgument,
+  // kNotFound (ref, or a path that does not exist; a glob that matches
+  // nothing returns an empty list).
+  virtual Result<std::vector<FileInfo>> list_files(const Ref& ref, std::string_view dir_or_glob,
+                                                   const ListOptions& opts = {}) = 0;
+
+  // ---- commits -------------------------------------------------------------
+
+  // Snapshots the working state of `branch` as a new commit whose parent is
+  // the branch's head; cost does not grow with the data size. An unchanged
+  // branch still gets a commit. Errors: kInvalidArgument, kNotFound.
+  virtual Result<CommitInfo> commit(std::string_view branch, std::string_view message = {}) = 0;
+
+  // Commits, newest first: the first-parent history of opts.branch, or every
+  // commit with opts.all. Errors: kNotFound (branch).
+  virtual Result<std::vector<CommitInfo>> list_commits(const LogOptions& opts = {}) = 0;
+
+  // One commit, by full id, unique prefix (>= 4 hex digits), or branch name
+  // (its head). Errors: kInvalidArgument (ambiguous prefix), kNotFound.
+  virtual Result<CommitInfo> inspect_commit(std::string_view commit) = 0;
+
+  // Deletes a commit that nothing depends on: no branch has it as head and
+  // no commit has it as parent. Errors: kNotFound, kConflict (depended on).
+  virtual Result<void> delete_commit(std::string_view commit) = 0;
+
+  // ---- branches ------------------------------------------------------------
+
+  // Creates branch `name` whose working state is `from_commit` (any form
+  // inspect_commit takes; empty: master's head, or an empty tree when master
+  // has no commit). Errors: kInvalidArgument (name), kAlreadyExists, kNotFound.
+  virtual Result<BranchInfo> create_branch(std::string_view name,
+                                           std::string_view from_commit = {}) = 0;
+
+  // All branches, sorted by name.
+  virtual Result<std::vector<BranchInfo>> list_branches() = 0;
+
+  // One branch. Errors: kInvalidArgument, kNotFound.
+  virtual Result<BranchInfo> inspect_branch(std::string_view name) = 0;
+
+  // Deletes a branch and its uncommitted writes; its commits stay.
+  // Errors: kInvalidArgument, kNotFound.
+  virtual Result<void> delete_branch(std::string_view name) = 0;
+
+  // ---- history -------------------------------------------------------------
+
+  // The files added, modified and deleted going from `from` to `to`, sorted
+  // by path. Errors: kNotFound, kInvalidArgument.
+  virtual Result<std::vector<DiffEntry>> diff(const Ref& from, const Ref& to) = 0;
+
+  // Makes `branch` hold exactly the tree of `commit` again and records that
+  // as a new commit (history is kept; nothing is deleted). Refuses, with
+  // kConflict, when the branch has uncommitted writes unless opts.force.
+  // Errors: kNotFound, kConflict, kInvalidArgument.
+  virtual Result<CommitInfo> revert(std::string_view branch, std::string_view commit,
+                                    const RevertOptions& opts = {}) = 0;
+
+  // Three-way merge, by file, of `from`'s head into `into` against their
+  // common ancestor, committed as a merge commit on `into`. Files changed on
+  // both sides differently are conflicts: by default nothing is changed and
+  // they are returned with kConflict-free Result but a non-empty
+  // `conflicts` (check it); opts.on_conflict resolves them to one side.
+  // Errors: kNotFound, kConflict (into has uncommitted writes).
+  virtual Result<MergeResult> merge(std::string_view into, std::string_view from,
+                                    const MergeOptions& opts = {}) = 0;
+
+  // Checks the store: metadata, trees, commit graph, size figures. With
+  // `repair`, fixes what can be fixed without losing data (size figures,
+  // leftovers of interrupted operations).
+  virtual Result<FsckReport> fsck(bool repair = false) = 0;
+};
+
+// Creates a new, empty store (with an empty branch "master") in `dir`, which
+// must be empty or absent. BackendKind::kAuto picks btrfs when `dir` is on btrfs
+// and subvolumes can be made there. Errors: kAlreadyExists (a store is
+// there), kInvalidArgument (dir not empty), kUnsupported (btrfs forced where
+// it cannot work), kPermissionDenied.
+Result<StoreInfo> init_store(const std::filesystem::path& dir, const InitOptions& opts = {});
+
+// Opens the store in `dir`, finishing or undoing any operation a crashed
+// process left half-done. Errors: kNotFound (no store there, with a hint to
+// run pachctl init), kCorruption (unknown format).
+Result<std::unique_ptr<Client>> open_store(const std::filesystem::path& dir);
+
+// The library's version, "MAJOR.MINOR.PATCH".
+std::string_view version();
+
+}  // namespace pfs

@@ -1,0 +1,7 @@
+// pfs/pfs.h: everything a program needs to use libpfs.
+#pragma once
+
+#include <pfs/client.h>
+#include <pfs/io.h>
+#include <pfs/result.h>
+#include <pfs/types.h>

@@ -1,0 +1,137 @@
+// pfs/types.h: the plain values libpfs returns and takes (commits, branches,
+// files, diffs, options). All are regular value types: copy freely.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pfs {
+
+// What a read names: a commit (immutable) or a branch's working state
+// (including writes not yet committed).
+struct Ref {
+  enum class Kind {
+    kCommit,  // a commit id, a unique prefix of one (>= 4 hex digits), or a
+              // branch name meaning that branch's head commit
+    kBranch,  // a branch name: its working state
+    kAuto,    // a full commit id, else a branch (working state), else a
+              // unique commit-id prefix; used where either may be given
+  };
+  Kind kind = Kind::kBranch;
+  std::string name = "master";
+
+  static Ref commit(std::string id) { return {Kind::kCommit, std::move(id)}; }
+  static Ref branch(std::string name) { return {Kind::kBranch, std::move(name)}; }
+  static Ref any(std::string name) { return {Kind::kAuto, std::move(name)}; }
+};
+
+// Size figures of a tree: regular files and their bytes.
+struct TreeStats {
+  std::uint64_t files = 0;
+  std::uint64_t bytes = 0;
+};
+
+struct CommitInfo {
+  std::string id;            // 32 lower-case hex digits
+  std::string parent;        // first parent; empty for a root commit
+  std::string merge_parent;  // the merged branch's head for a merge commit, else empty
+  std::string branch;        // the branch it was made on
+  std::int64_t time_ns = 0;  // commit time, nanoseconds since the Unix epoch (UTC)
+  std::string message;
+  TreeStats stats;           // of the committed tree
+};
+
+struct BranchInfo {
+  std::string name;
+  std::string head;          // the newest commit; empty before the first
+  bool dirty = false;        // has writes not yet committed
+  TreeStats stats;           // of the working state
+  std::int64_t created_ns = 0;
+};
+
+struct FileInfo {
+  enum class Type { kFile, kDirectory };
+  std::string path;          // relative to the tree's root, '/'-separated
+  Type type = Type::kFile;
+  std::uint64_t size = 0;    // bytes for files; 0 for directories
+  std::int64_t mtime_ns = 0;
+};
+
+struct DiffEntry {
+  enum class Change { kAdded, kModified, kDeleted };
+  Change change = Change::kAdded;
+  std::string path;          // a file path (directories are expanded to files)
+  std::uint64_t old_size = 0;  // 0 when added
+  std::uint64_t new_size = 0;  // 0 when deleted
+};
+
+struct MergeResult {
+  bool up_to_date = false;              // nothing to merge; no commit made
+  std::optional<CommitInfo> commit;     // the merge commit, when one was made
+  std::string base;                     // the common ancestor used (may be empty)
+  std::vector<DiffEntry> applied;       // the changes taken from the other branch
+  std::vector<std::string> conflicts;   // paths changed differently on both sides
+};
+
+struct FsckReport {
+  std::uint64_t commits_checked = 0;
+  std::uint64_t branches_checked = 0;
+  std::vector<std::string> problems;    // empty when the store is consistent
+  std::vector<std::string> repaired;    // what --repair fixed
+};
+
+struct StoreInfo {
+  std::string path;          // absolute path of the store
+  std::string backend;       // "btrfs" (or "portable")
+  int format = 0;            // on-disk format version, see docs/format.md
+  std::uint64_t commits = 0;
+  std::uint64_t branches = 0;
+};
+
+// ---- options -------------------------------------------------------------
+
+enum class BackendKind { kAuto, kBtrfs, kPortable };
+
+struct InitOptions {
+  BackendKind backend = BackendKind::kAuto;
+};
+
+struct PutOptions {
+  bool append = false;       // append to the file instead of replacing it
+};
+
+struct PutDirResult {
+  std::uint64_t files = 0;
+  std::uint64_t bytes = 0;
+  std::vector<std::string> skipped;  // local entries that are not files or dirs
+};
+
+struct ListOptions {
+  bool recursive = false;    // list every file below, not one level
+};
+
+struct ReadRange {
+  std::uint64_t offset = 0;
+  std::optional<std::uint64_t> length;  // to the end when absent
+};
+
+struct LogOptions {
+  std::string branch = "master";  // first-parent history from this branch's head
+  bool all = false;                // every commit of the store, newest first
+  std::optional<std::size_t> limit;
+};
+
+struct RevertOptions {
+  bool force = false;        // discard uncommitted writes on the branch
+  std::string message;       // default: "revert to <id>"
+};
+
+struct MergeOptions {
+  enum class Strategy { kFail, kOurs, kTheirs };
+  Strategy on_conflict = Strategy::kFail;  // kFail: report and change nothing
+  std::string message;       // default: "merge <from> into <into>"
+};
+
+}  // namespace pfs

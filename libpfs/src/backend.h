@@ -1,0 +1,132 @@
+// backend.h: the one interface between the Store (commit graph, branch
+// heads, locking, recovery) and the storage of trees (btrfs subvolumes, or
+// the portable content-addressed store). A backend knows nothing of commits'
+// parents, messages or branch heads; the Store knows nothing of subvolumes.
+//
+// Trees: every branch has one working tree (writable); every commit has one
+// frozen tree. All names passed in are already validated by the Store.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pfs/io.h>
+#include <pfs/types.h>
+
+#include "fsutil.h"
+
+namespace pfs::detail {
+
+// One file or directory of a tree.
+struct Entry {
+  FileInfo info;
+  // Equal non-empty identities mean equal content (for a directory: equal
+  // subtrees); different or empty identities mean "compare to know".
+  std::string identity;
+};
+
+// Read access to one tree. Safe to use while the tree is being written.
+class TreeReader {
+ public:
+  virtual ~TreeReader() = default;
+  // The entry at `path` ("" is the root), or nullopt.
+  virtual std::optional<Entry> stat(const std::string& path) = 0;
+  // The children of directory `dir`, sorted by name; info.path is the full
+  // path. Throws kNotFound, or kInvalidArgument when dir is a file.
+  virtual std::vector<Entry> list(const std::string& dir) = 0;
+  // Opens a regular file for reading. Throws kNotFound / kInvalidArgument.
+  virtual UniqueFd open_file(const std::string& path) = 0;
+};
+
+// Bytes written for a branch that nobody sees until published. Dropping a
+// Staging without publishing discards it.
+class Staging {
+ public:
+  virtual ~Staging() = default;
+  // Adds a file at `rel` (relative to the staged item; "" when the staged
+  // item is a single file) with the content of src. Returns its size.
+  virtual std::uint64_t add(const std::string& rel, Source& src) = 0;
+  // Makes everything added durable on disk.
+  virtual void sync() = 0;
+};
+
+// A tree under construction (for merge and revert), frozen into a commit.
+class WorkTree {
+ public:
+  virtual ~WorkTree() = default;
+  virtual TreeReader& reader() = 0;
+  // Sets `path` to the file `path` of `from` (creating parent directories).
+  virtual void copy_file_from(TreeReader& from, const std::string& path) = 0;
+  // Removes a file or directory; missing is fine.
+  virtual void remove(const std::string& path) = 0;
+};
+
+// Change of a tree's size figures.
+struct StatsDelta {
+  std::int64_t files = 0;
+  std::int64_t bytes = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+
+  // ---- reading
+  virtual std::unique_ptr<TreeReader> open_commit(const std::string& id) = 0;
+  virtual std::unique_ptr<TreeReader> open_branch(const std::string& branch) = 0;
+  virtual bool has_commit_tree(const std::string& id) = 0;
+  virtual bool has_branch_tree(const std::string& branch) = 0;
+  virtual std::vector<std::string> list_commit_trees() = 0;
+  virtual std::vector<std::string> list_branch_trees() = 0;
+
+  // ---- branch working trees (callers hold the branch lock)
+  // Creates the working tree of `branch` as a copy of commit `from` (empty
+  // tree when from is empty). Atomic: the tree appears whole or not at all.
+  virtual void create_branch_tree(const std::string& branch, const std::string& from) = 0;
+  virtual void delete_branch_tree(const std::string& branch) = 0;  // missing is fine
+  // Atomically replaces the working tree of `branch` with a copy of commit id.
+  virtual void reset_branch_tree(const std::string& branch, const std::string& id) = 0;
+
+  // ---- writing files (stage without the lock, publish under it)
+  // kDir: the staged item is a directory that add() fills; else one file.
+  enum class StageKind { kFile, kDir };
+  virtual std::unique_ptr<Staging> stage(const std::string& branch, StageKind kind) = 0;
+  // Moves a staged item to `path` of the branch's working tree: a file
+  // replaces (or, with append, is appended to) what is there; a directory is
+  // merged into what is there. Returns the change of the tree's figures.
+  virtual StatsDelta publish(const std::string& branch, Staging& staged, const std::string& path,
+                             bool append) = 0;
+  // Removes a file or a directory tree; returns what was removed.
+  virtual TreeStats remove(const std::string& branch, const std::string& path) = 0;
+  // Removes staged items of crashed writers. Caller holds the branch lock.
+  virtual void sweep_staging(const std::string& branch) = 0;
+
+  // ---- commits
+  // Freezes the working tree of `branch` as the tree of commit `id`, O(1).
+  virtual void snapshot(const std::string& branch, const std::string& id) = 0;
+  // A writable copy of commit `base` (empty tree when base is empty),
+  // frozen by freeze() into the tree of commit `id`.
+  virtual std::unique_ptr<WorkTree> work_tree(const std::string& base, const std::string& id) = 0;
+  virtual void freeze(WorkTree& tree, const std::string& id) = 0;
+  virtual void delete_commit_tree(const std::string& id) = 0;  // missing is fine
+  // Removes leftovers of an interrupted work_tree/freeze for commit id.
+  virtual void discard_work(const std::string& id) = 0;
+};
+
+// Figures of a whole tree, by walking it (fsck and recovery only).
+TreeStats count_tree(TreeReader& tree, const std::string& dir = "");
+
+// The backend of an existing store rooted at store_fd.
+std::unique_ptr<Backend> open_btrfs_backend(int store_fd);
+// Prepares a new store's tree area; throws kUnsupported when `store_fd` is
+// not on btrfs or subvolumes cannot be made there.
+void init_btrfs_backend(int store_fd);
+// Whether btrfs can be used at store_fd (on btrfs, subvolume can be made).
+bool btrfs_usable(int store_fd, std::string* why);
+
+}  // namespace pfs::detail

@@ -1,0 +1,621 @@
+// btrfs_backend.cc: trees as btrfs subvolumes.
+//
+//   btrfs/branches/<name>   a branch's working tree: a writable subvolume
+//   btrfs/commits/<id>      a commit's tree: a read-only snapshot
+//   btrfs/tmp/<id>[.*]      trees being built (merge, revert), to be renamed
+//
+// Commit, branch and revert are snapshots: O(1) in the size of the data.
+// Uploads are staged in <working tree>/.pfs-staging (the same subvolume, so
+// publishing is a rename) and each staged item is flock'ed by its writer, so
+// a staged item whose lock can be taken belongs to a dead process.
+#include <btrfsutil.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/magic.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "backend.h"
+#include "names.h"
+
+namespace pfs::detail {
+namespace {
+
+constexpr const char* kStaging = ".pfs-staging";
+
+[[noreturn]] void fail_btrfs(enum btrfs_util_error err, std::string_view what) {
+  int e = errno;
+  if (e == EPERM || e == EACCES)
+    failf(ErrorCode::kPermissionDenied, "{}: {} ({}); btrfs subvolume operations need root or "
+          "a file system mounted with user_subvol_rm_allowed", what, btrfs_util_strerror(err),
+          std::strerror(e));
+  failf(ErrorCode::kIo, "{}: {} ({})", what, btrfs_util_strerror(err), std::strerror(e));
+}
+
+std::string parent_of(const std::string& path) {
+  auto pos = path.rfind('/');
+  return pos == std::string::npos ? std::string() : path.substr(0, pos);
+}
+std::string base_of(const std::string& path) {
+  auto pos = path.rfind('/');
+  return pos == std::string::npos ? path : path.substr(pos + 1);
+}
+std::string join(const std::string& dir, const std::string& name) {
+  return dir.empty() ? name : dir + "/" + name;
+}
+
+Entry entry_from_stat(const std::string& path, const struct stat& st) {
+  Entry e;
+  e.info.path = path;
+  e.info.mtime_ns = mtime_ns(st);
+  if (S_ISDIR(st.st_mode)) {
+    e.info.type = FileInfo::Type::kDirectory;
+  } else {
+    e.info.type = FileInfo::Type::kFile;
+    e.info.size = static_cast<std::uint64_t>(st.st_size);
+    // A snapshot keeps inode numbers and ctimes; pfs never rewrites a file in
+    // place (it renames a new inode over it), so these match only for the
+    // very same, unchanged file.
+    e.identity = fmt::format("{}:{}.{}:{}", st.st_ino, st.st_ctim.tv_sec, st.st_ctim.tv_nsec,
+                             st.st_size);
+  }
+  return e;
+}
+
+// Deletes a subvolume (or plain directory) dirfd/name; missing is fine.
+void delete_subvolume(int dirfd, const std::string& name) {
+  auto st = stat_at(dirfd, name);
+  if (!st) return;
+  if (!S_ISDIR(st->st_mode) || st->st_ino != 256) {  // 256: a subvolume's root inode
+    remove_tree(dirfd, name);
+    return;
+  }
+  auto err = btrfs_util_delete_subvolume_fd(dirfd, name.c_str(), 0);
+  if (err == BTRFS_UTIL_OK) return;
+  if (errno == ENOENT) return;
+  if (errno == EPERM || errno == EACCES) {
+    // Unprivileged: empty it, then rmdir (allowed for subvolumes since 4.18).
+    UniqueFd fd = open_dir(dirfd, name);
+    btrfs_util_set_subvolume_read_only_fd(fd.get(), false);
+    for (const auto& child : list_dir_names(fd.get())) remove_tree(fd.get(), child);
+    if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) == 0) return;
+  }
+  fail_btrfs(err, "delete subvolume " + name);
+}
+
+class BtrfsTree final : public TreeReader {
+ public:
+  BtrfsTree(UniqueFd root, std::string what, bool working)
+      : root_(std::move(root)), what_(std::move(what)), working_(working) {}
+
+  std::optional<Entry> stat(const std::string& path) override {
+    if (path.empty()) {
+      struct stat st {};
+      if (::fstat(root_.get(), &st) != 0) fail_errno(errno, "stat " + what_);
+      return entry_from_stat("", st);
+    }
+    UniqueFd fd = open_beneath(root_.get(), path, O_PATH);
+    if (!fd) {
+      if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
+      if (errno == ELOOP || errno == EXDEV)
+        failf(ErrorCode::kInvalidArgument, "\"{}\" in {} passes through a symbolic link", path,
+              what_);
+      fail_errno(errno, fmt::format("stat \"{}\" in {}", path, what_));
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) fail_errno(errno, "stat " + path);
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) return std::nullopt;
+    return entry_from_stat(path, st);
+  }
+
+  std::vector<Entry> list(const std::string& dir) override {
+    UniqueFd fd = dir.empty() ? UniqueFd(::fcntl(root_.get(), F_DUPFD_CLOEXEC, 0))
+                              : open_beneath(root_.get(), dir, O_RDONLY | O_DIRECTORY);
+    if (!fd) {
+      if (errno == ENOENT) failf(ErrorCode::kNotFound, "\"{}\" not found in {}", dir, what_);
+      if (errno == ENOTDIR)
+        failf(ErrorCode::kInvalidArgument, "\"{}\" in {} is a file, not a directory", dir, what_);
+      fail_errno(errno, fmt::format("open \"{}\" in {}", dir, what_));
+    }
+    std::vector<Entry> out;
+    for (const auto& name : list_dir_names(fd.get())) {
+      if (working_ && dir.empty() && name == kStaging) continue;
+      auto st = stat_at(fd.get(), name);
+      if (!st || !(S_ISDIR(st->st_mode) || S_ISREG(st->st_mode))) continue;
+      out.push_back(entry_from_stat(join(dir, name), *st));
+    }
+    return out;
+  }
+
+  UniqueFd open_file(const std::string& path) override {
+    UniqueFd fd = open_beneath(root_.get(), path, O_RDONLY);
+    if (!fd) {
+      if (errno == ENOENT || errno == ENOTDIR)
+        failf(ErrorCode::kNotFound, "file \"{}\" not found in {}", path, what_);
+      if (errno == ELOOP || errno == EXDEV)
+        failf(ErrorCode::kInvalidArgument, "\"{}\" in {} passes through a symbolic link", path,
+              what_);
+      fail_errno(errno, fmt::format("open \"{}\" in {}", path, what_));
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) fail_errno(errno, "stat " + path);
+    if (S_ISDIR(st.st_mode))
+      failf(ErrorCode::kInvalidArgument, "\"{}\" in {} is a directory (list it with list-file)",
+            path, what_);
+    if (!S_ISREG(st.st_mode))
+      failf(ErrorCode::kInvalidArgument, "\"{}\" in {} is not a regular file", path, what_);
+    return fd;
+  }
+
+  int root() const { return root_.get(); }
+
+ private:
+  UniqueFd root_;
+  std::string what_;
+  bool working_;
+};
+
+void copy_source(Source& src, int out_fd) {
+  if (src.fd() >= 0) {
+    copy_fd(src.fd(), out_fd);
+    return;
+  }
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    std::size_t n = unwrap(src.read(buf));
+    if (n == 0) break;
+    const char* p = buf.data();
+    while (n > 0) {
+      ssize_t w = ::write(out_fd, p, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        fail_errno(errno, "write staged data");
+      }
+      p += w;
+      n -= static_cast<std::size_t>(w);
+    }
+  }
+}
+
+class BtrfsStaging final : public Staging {
+ public:
+  BtrfsStaging(UniqueFd staging_dir, dev_t dev, std::string name, Backend::StageKind kind)
+      : dir_(std::move(staging_dir)), dev_(dev), name_(std::move(name)), kind_(kind) {
+    if (kind_ == Backend::StageKind::kFile) {
+      item_.reset(::openat(dir_.get(), name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    } else {
+      if (::mkdirat(dir_.get(), name_.c_str(), 0755) != 0) fail_errno(errno, "create staging");
+      item_ = open_dir(dir_.get(), name_);
+    }
+    if (!item_) fail_errno(errno, "create staged file");
+    flock_fd(item_.get(), true);  // held until we close: marks the item as alive
+  }
+  ~BtrfsStaging() override {
+    if (!published_) {
+      try {
+        remove_tree(dir_.get(), name_);
+      } catch (...) {  // best effort; sweep_staging catches the rest
+      }
+    }
+  }
+
+  std::uint64_t add(const std::string& rel, Source& src) override {
+    std::uint64_t size = 0;
+    if (kind_ == Backend::StageKind::kFile) {
+      copy_source(src, item_.get());
+      struct stat st {};
+      if (::fstat(item_.get(), &st) != 0) fail_errno(errno, "stat staged file");
+      size = static_cast<std::uint64_t>(st.st_size);
+    } else {
+      mkdirs_beneath(item_.get(), parent_of(rel));
+      UniqueFd out = open_beneath(item_.get(), rel, O_WRONLY | O_CREAT | O_EXCL, 0644);
+      if (!out) fail_errno(errno, "create staged " + rel);
+      copy_source(src, out.get());
+      struct stat st {};
+      if (::fstat(out.get(), &st) != 0) fail_errno(errno, "stat staged file");
+      size = static_cast<std::uint64_t>(st.st_size);
+      files_++;
+      bytes_ += size;
+    }
+    return size;
+  }
+
+  void sync() override {
+    if (kind_ == Backend::StageKind::kFile) {
+      if (::fsync(item_.get()) != 0) fail_errno(errno, "fsync staged file");
+    } else if (::syncfs(item_.get()) != 0) {
+      fail_errno(errno, "sync staged files");
+    }
+  }
+
+  UniqueFd dir_;
+  dev_t dev_;
+  std::string name_;
+  Backend::StageKind kind_;
+  UniqueFd item_;
+  bool published_ = false;
+  std::uint64_t files_ = 0, bytes_ = 0;
+};
+
+class BtrfsWorkTree final : public WorkTree {
+ public:
+  BtrfsWorkTree(UniqueFd root, std::string name, std::string what)
+      : name_(std::move(name)), tree_(std::move(root), std::move(what), false) {}
+  TreeReader& reader() override { return tree_; }
+
+  void copy_file_from(TreeReader& from, const std::string& path) override {
+    UniqueFd in = from.open_file(path);
+    mkdirs_beneath(tree_.root(), parent_of(path));
+    UniqueFd parent = open_beneath_dir(parent_of(path));
+    std::string base = base_of(path);
+    auto st = stat_at(parent.get(), base);
+    if (st && S_ISDIR(st->st_mode)) remove_tree(parent.get(), base);
+    else if (st) unlink_if_exists(parent.get(), base);
+    UniqueFd out(::openat(parent.get(), base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!out) fail_errno(errno, "create " + path);
+    copy_fd(in.get(), out.get());  // a reflink: O(1)
+  }
+
+  void remove(const std::string& path) override {
+    UniqueFd parent = open_beneath_dir(parent_of(path));
+    if (parent) remove_tree(parent.get(), base_of(path));
+  }
+
+  UniqueFd open_beneath_dir(const std::string& dir) {
+    if (dir.empty()) return UniqueFd(::fcntl(tree_.root(), F_DUPFD_CLOEXEC, 0));
+    return open_beneath(tree_.root(), dir, O_RDONLY | O_DIRECTORY);
+  }
+
+  std::string name_;
+  BtrfsTree tree_;
+};
+
+class BtrfsBackend final : public Backend {
+ public:
+  explicit BtrfsBackend(int store_fd) {
+    UniqueFd top = open_dir(store_fd, "btrfs");
+    branches_ = open_dir(top.get(), "branches");
+    commits_ = open_dir(top.get(), "commits");
+    tmp_ = open_dir(top.get(), "tmp");
+  }
+
+  std::string_view name() const override { return "btrfs"; }
+
+  std::unique_ptr<TreeReader> open_commit(const std::string& id) override {
+    UniqueFd fd = open_dir_if_exists(commits_.get(), id);
+    if (!fd) failf(ErrorCode::kNotFound, "the tree of commit {} is missing (run pachctl fsck)", id);
+    return std::make_unique<BtrfsTree>(std::move(fd), "commit " + id.substr(0, 12), false);
+  }
+
+  std::unique_ptr<TreeReader> open_branch(const std::string& branch) override {
+    UniqueFd fd = open_dir_if_exists(branches_.get(), branch);
+    if (!fd) failf(ErrorCode::kNotFound, "branch \"{}\" not found (list branches with: pachctl list-branch)", branch);
+    return std::make_unique<BtrfsTree>(std::move(fd), fmt::format("branch \"{}\"", branch), true);
+  }
+
+  bool has_commit_tree(const std::string& id) override { return stat_at(commits_.get(), id).has_value(); }
+  bool has_branch_tree(const std::string& b) override { return stat_at(branches_.get(), b).has_value(); }
+  std::vector<std::string> list_commit_trees() override { return list_dir_names(commits_.get()); }
+  std::vector<std::string> list_branch_trees() override { return list_dir_names(branches_.get()); }
+
+  void create_branch_tree(const std::string& branch, const std::string& from) override {
+    delete_subvolume(branches_.get(), branch);  // a leftover of a crashed create
+    enum btrfs_util_error err;
+    if (from.empty()) {
+      err = btrfs_util_create_subvolume_fd(branches_.get(), branch.c_str(), 0, nullptr, nullptr);
+    } else {
+      UniqueFd src = open_dir(commits_.get(), from);
+      err = btrfs_util_create_snapshot_fd2(src.get(), branches_.get(), branch.c_str(), 0, nullptr,
+                                           nullptr);
+    }
+    if (err) fail_btrfs(err, "create the working tree of branch " + branch);
+  }
+
+  void delete_branch_tree(const std::string& branch) override {
+    delete_subvolume(branches_.get(), branch);
+  }
+
+  void reset_branch_tree(const std::string& branch, const std::string& id) override {
+    std::string tmp = id + ".reset." + random_hex(4);
+    UniqueFd src = open_dir(commits_.get(), id);
+    auto err = btrfs_util_create_snapshot_fd2(src.get(), tmp_.get(), tmp.c_str(), 0, nullptr, nullptr);
+    if (err) fail_btrfs(err, "snapshot commit " + id);
+    crash_point("reset.before-exchange");
+    // One atomic step: readers see the old tree or the new one, never none.
+    if (::renameat2(tmp_.get(), tmp.c_str(), branches_.get(), branch.c_str(), RENAME_EXCHANGE) != 0) {
+      if (errno != ENOENT) fail_errno(errno, "swap the working tree of branch " + branch);
+      if (::renameat(tmp_.get(), tmp.c_str(), branches_.get(), branch.c_str()) != 0)
+        fail_errno(errno, "install the working tree of branch " + branch);
+    }
+    crash_point("reset.after-exchange");
+    delete_subvolume(tmp_.get(), tmp);
+  }
+
+  std::unique_ptr<Staging> stage(const std::string& branch, StageKind kind) override {
+    UniqueFd root = open_dir_if_exists(branches_.get(), branch);
+    if (!root) failf(ErrorCode::kNotFound, "branch \"{}\" not found (list branches with: pachctl list-branch)", branch);
+    if (::mkdirat(root.get(), kStaging, 0755) != 0 && errno != EEXIST)
+      fail_errno(errno, "create staging area");
+    UniqueFd dir = open_dir(root.get(), kStaging);
+    struct stat st {};
+    if (::fstat(root.get(), &st) != 0) fail_errno(errno, "stat working tree");
+    return std::make_unique<BtrfsStaging>(std::move(dir), st.st_dev, random_hex(12), kind);
+  }
+
+  StatsDelta publish(const std::string& branch, Staging& staging, const std::string& path,
+                     bool append) override {
+    auto& s = static_cast<BtrfsStaging&>(staging);
+    UniqueFd root = open_dir_if_exists(branches_.get(), branch);
+    if (!root) failf(ErrorCode::kNotFound, "branch \"{}\" was deleted during the upload", branch);
+    struct stat rst {};
+    if (::fstat(root.get(), &rst) != 0) fail_errno(errno, "stat working tree");
+    if (rst.st_dev != s.dev_)
+      failf(ErrorCode::kConflict,
+            "branch \"{}\" was reverted, merged into or recreated during the upload; upload again",
+            branch);
+    StatsDelta d = s.kind_ == StageKind::kFile ? publish_file(root.get(), s, path, append)
+                                               : publish_dir(root.get(), s, path);
+    s.published_ = true;
+    return d;
+  }
+
+  TreeStats remove(const std::string& branch, const std::string& path) override {
+    auto tree = open_branch(branch);
+    auto e = tree->stat(path);
+    if (!e) failf(ErrorCode::kNotFound, "\"{}\" not found in branch \"{}\"", path, branch);
+    TreeStats removed;
+    if (e->info.type == FileInfo::Type::kDirectory) {
+      removed = count_tree(*tree, path);
+    } else {
+      removed = {1, e->info.size};
+    }
+    auto& bt = static_cast<BtrfsTree&>(*tree);
+    UniqueFd parent = parent_of(path).empty()
+                          ? UniqueFd(::fcntl(bt.root(), F_DUPFD_CLOEXEC, 0))
+                          : open_beneath(bt.root(), parent_of(path), O_RDONLY | O_DIRECTORY);
+    if (!parent) fail_errno(errno, "open parent of " + path);
+    if (e->info.type == FileInfo::Type::kDirectory) {
+      // Move it out of sight in one step, then delete at leisure.
+      if (::mkdirat(bt.root(), kStaging, 0755) != 0 && errno != EEXIST)
+        fail_errno(errno, "create staging area");
+      UniqueFd staging = open_dir(bt.root(), kStaging);
+      std::string trash = "trash." + random_hex(8);
+      if (::renameat(parent.get(), base_of(path).c_str(), staging.get(), trash.c_str()) != 0)
+        fail_errno(errno, "remove " + path);
+      fsync_dir(parent.get());
+      remove_tree(staging.get(), trash);
+    } else {
+      unlink_if_exists(parent.get(), base_of(path));
+      fsync_dir(parent.get());
+    }
+    return removed;
+  }
+
+  void sweep_staging(const std::string& branch) override {
+    UniqueFd root = open_dir_if_exists(branches_.get(), branch);
+    if (!root) return;
+    UniqueFd dir = open_dir_if_exists(root.get(), kStaging);
+    if (!dir) return;
+    for (const auto& name : list_dir_names(dir.get())) {
+      UniqueFd item(::openat(dir.get(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+      if (!item) continue;
+      if (name.rfind("trash.", 0) == 0 || flock_fd(item.get(), true, false)) {
+        item.reset();
+        remove_tree(dir.get(), name);
+      }
+    }
+  }
+
+  void snapshot(const std::string& branch, const std::string& id) override {
+    UniqueFd src = open_dir_if_exists(branches_.get(), branch);
+    if (!src) failf(ErrorCode::kNotFound, "branch \"{}\" not found", branch);
+    auto err = btrfs_util_create_snapshot_fd2(src.get(), commits_.get(), id.c_str(), 0, nullptr, nullptr);
+    if (err) fail_btrfs(err, "snapshot branch " + branch);
+    crash_point("snapshot.after-create");
+    UniqueFd snap = open_dir(commits_.get(), id);
+    // Uploads in flight were caught by the snapshot: drop their bytes.
+    remove_tree(snap.get(), kStaging);
+    err = btrfs_util_set_subvolume_read_only_fd(snap.get(), true);
+    if (err) fail_btrfs(err, "make commit " + id + " read-only");
+  }
+
+  std::unique_ptr<WorkTree> work_tree(const std::string& base, const std::string& id) override {
+    discard_work(id);
+    enum btrfs_util_error err;
+    if (base.empty()) {
+      err = btrfs_util_create_subvolume_fd(tmp_.get(), id.c_str(), 0, nullptr, nullptr);
+    } else {
+      UniqueFd src = open_dir(commits_.get(), base);
+      err = btrfs_util_create_snapshot_fd2(src.get(), tmp_.get(), id.c_str(), 0, nullptr, nullptr);
+    }
+    if (err) fail_btrfs(err, "create a work tree");
+    return std::make_unique<BtrfsWorkTree>(open_dir(tmp_.get(), id), id, "the new tree");
+  }
+
+  void freeze(WorkTree& tree, const std::string& id) override {
+    auto& t = static_cast<BtrfsWorkTree&>(tree);
+    if (::syncfs(t.tree_.root()) != 0) fail_errno(errno, "sync");
+    auto err = btrfs_util_set_subvolume_read_only_fd(t.tree_.root(), true);
+    if (err) fail_btrfs(err, "make commit " + id + " read-only");
+    if (::renameat(tmp_.get(), t.name_.c_str(), commits_.get(), id.c_str()) != 0)
+      fail_errno(errno, "publish commit tree " + id);
+  }
+
+  void delete_commit_tree(const std::string& id) override { delete_subvolume(commits_.get(), id); }
+
+  void discard_work(const std::string& id) override {
+    for (const auto& name : list_dir_names(tmp_.get()))
+      if (name == id || name.rfind(id + ".", 0) == 0) delete_subvolume(tmp_.get(), name);
+  }
+
+ private:
+  StatsDelta publish_file(int root, BtrfsStaging& s, const std::string& path, bool append) {
+    mkdirs_beneath(root, parent_of(path));
+    UniqueFd parent = parent_of(path).empty() ? UniqueFd(::fcntl(root, F_DUPFD_CLOEXEC, 0))
+                                              : open_beneath(root, parent_of(path), O_RDONLY | O_DIRECTORY);
+    if (!parent) fail_errno(errno, "open parent of " + path);
+    std::string base = base_of(path);
+    auto old = stat_at(parent.get(), base);
+    if (old && S_ISDIR(old->st_mode))
+      failf(ErrorCode::kInvalidArgument, "\"{}\" is a directory; a file cannot replace it", path);
+    struct stat st {};
+    if (::fstat(s.item_.get(), &st) != 0) fail_errno(errno, "stat staged file");
+    StatsDelta d;
+    std::uint64_t old_size = old ? static_cast<std::uint64_t>(old->st_size) : 0;
+    std::uint64_t new_size = static_cast<std::uint64_t>(st.st_size);
+    std::string from = s.name_;
+    if (append && old) {
+      // New inode = old content (reflinked, O(1)) + staged bytes; renamed
+      // over the old one so readers never see a half-appended file.
+      from = s.name_ + ".append";
+      UniqueFd out(::openat(s.dir_.get(), from.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+      if (!out) fail_errno(errno, "create staged file");
+      try {
+        UniqueFd in(::openat(parent.get(), base.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+        if (!in) fail_errno(errno, "open " + path);
+        copy_fd(in.get(), out.get());
+        if (::lseek(s.item_.get(), 0, SEEK_SET) < 0) fail_errno(errno, "seek");
+        copy_fd(s.item_.get(), out.get());
+        if (::fsync(out.get()) != 0) fail_errno(errno, "fsync");
+      } catch (...) {
+        unlink_if_exists(s.dir_.get(), from);
+        throw;
+      }
+      new_size = old_size + new_size;
+    }
+    if (::renameat(s.dir_.get(), from.c_str(), parent.get(), base.c_str()) != 0)
+      fail_errno(errno, "publish " + path);
+    if (from != s.name_) unlink_if_exists(s.dir_.get(), s.name_);
+    fsync_dir(parent.get());
+    d.files = old ? 0 : 1;
+    d.bytes = static_cast<std::int64_t>(new_size) - static_cast<std::int64_t>(old_size);
+    return d;
+  }
+
+  // Checks that merging staged dir `src` into `dst` (either may be absent)
+  // replaces no directory by a file or file by a directory.
+  void check_merge(int src, int dst, const std::string& rel) {
+    for (const auto& name : list_dir_names(src)) {
+      auto s = stat_at(src, name);
+      auto d = stat_at(dst, name);
+      if (!s || !d) continue;
+      std::string p = join(rel, name);
+      if (S_ISDIR(s->st_mode) != S_ISDIR(d->st_mode))
+        failf(ErrorCode::kInvalidArgument, "\"{}\" is a {} in the branch but a {} in the upload; "
+              "delete it first", p, S_ISDIR(d->st_mode) ? "directory" : "file",
+              S_ISDIR(s->st_mode) ? "directory" : "file");
+      if (S_ISDIR(s->st_mode)) {
+        UniqueFd sd = open_dir(src, name), dd = open_dir(dst, name);
+        check_merge(sd.get(), dd.get(), p);
+      }
+    }
+  }
+
+  void merge_into(int src, int dst, StatsDelta& d) {
+    for (const auto& name : list_dir_names(src)) {
+      auto s = stat_at(src, name);
+      auto old = stat_at(dst, name);
+      if (!s) continue;
+      if (S_ISDIR(s->st_mode) && old) {
+        UniqueFd sd = open_dir(src, name), dd = open_dir(dst, name);
+        merge_into(sd.get(), dd.get(), d);
+        continue;
+      }
+      if (old) {  // a file replacing a file
+        d.bytes -= old->st_size;
+        d.files -= 1;
+      }
+      if (::renameat(src, name.c_str(), dst, name.c_str()) != 0) fail_errno(errno, "publish " + name);
+    }
+  }
+
+  StatsDelta publish_dir(int root, BtrfsStaging& s, const std::string& path) {
+    StatsDelta d{static_cast<std::int64_t>(s.files_), static_cast<std::int64_t>(s.bytes_)};
+    if (!path.empty()) {
+      mkdirs_beneath(root, parent_of(path));
+      UniqueFd parent = parent_of(path).empty() ? UniqueFd(::fcntl(root, F_DUPFD_CLOEXEC, 0))
+                                                : open_beneath(root, parent_of(path), O_RDONLY | O_DIRECTORY);
+      if (!parent) fail_errno(errno, "open parent of " + path);
+      auto old = stat_at(parent.get(), base_of(path));
+      if (!old) {  // nothing there: the whole staged directory moves in one rename
+        if (::renameat(s.dir_.get(), s.name_.c_str(), parent.get(), base_of(path).c_str()) != 0)
+          fail_errno(errno, "publish " + path);
+        if (::syncfs(parent.get()) != 0) fail_errno(errno, "sync");
+        return d;
+      }
+      if (!S_ISDIR(old->st_mode))
+        failf(ErrorCode::kInvalidArgument, "\"{}\" is a file in the branch; a directory cannot replace it", path);
+    }
+    UniqueFd dst = path.empty() ? UniqueFd(::fcntl(root, F_DUPFD_CLOEXEC, 0))
+                                : open_beneath(root, path, O_RDONLY | O_DIRECTORY);
+    if (!dst) fail_errno(errno, "open " + path);
+    check_merge(s.item_.get(), dst.get(), path);
+    merge_into(s.item_.get(), dst.get(), d);
+    if (::syncfs(dst.get()) != 0) fail_errno(errno, "sync");
+    remove_tree(s.dir_.get(), s.name_);
+    return d;
+  }
+
+  UniqueFd branches_, commits_, tmp_;
+};
+
+}  // namespace
+
+bool btrfs_usable(int store_fd, std::string* why) {
+  struct statfs sfs {};
+  if (::fstatfs(store_fd, &sfs) != 0 || sfs.f_type != BTRFS_SUPER_MAGIC) {
+    if (why) *why = "the directory is not on a btrfs file system";
+    return false;
+  }
+  std::string probe = ".pfs-probe." + random_hex(4);
+  auto err = btrfs_util_create_subvolume_fd(store_fd, probe.c_str(), 0, nullptr, nullptr);
+  if (err) {
+    if (why) *why = fmt::format("cannot create a btrfs subvolume there: {}", std::strerror(errno));
+    return false;
+  }
+  try {
+    delete_subvolume(store_fd, probe);
+  } catch (const Fail& f) {
+    if (why) *why = f.error.message;
+    return false;
+  }
+  return true;
+}
+
+void init_btrfs_backend(int store_fd) {
+  std::string why;
+  if (!btrfs_usable(store_fd, &why))
+    failf(ErrorCode::kUnsupported, "cannot use the btrfs backend: {}", why);
+  if (::mkdirat(store_fd, "btrfs", 0755) != 0) fail_errno(errno, "create btrfs/");
+  UniqueFd top = open_dir(store_fd, "btrfs");
+  for (const char* d : {"branches", "commits", "tmp"})
+    if (::mkdirat(top.get(), d, 0755) != 0) fail_errno(errno, std::string("create btrfs/") + d);
+  fsync_dir(top.get());
+}
+
+std::unique_ptr<Backend> open_btrfs_backend(int store_fd) {
+  return std::make_unique<BtrfsBackend>(store_fd);
+}
+
+TreeStats count_tree(TreeReader& tree, const std::string& dir) {
+  TreeStats s;
+  for (const auto& e : tree.list(dir)) {
+    if (e.info.type == FileInfo::Type::kDirectory) {
+      auto sub = count_tree(tree, e.info.path);
+      s.files += sub.files;
+      s.bytes += sub.bytes;
+    } else {
+      s.files += 1;
+      s.bytes += e.info.size;
+    }
+  }
+  return s;
+}
+
+}  // namespace pfs::detail

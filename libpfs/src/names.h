@@ -1,0 +1,40 @@
+// names.h: validation of everything a user names: file paths inside a tree,
+// glob patterns, branch names and commit ids.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pfs::detail {
+
+// Names at the root of a working tree that pfs keeps for itself.
+inline constexpr std::string_view kReservedPrefix = ".pfs";
+inline constexpr std::string_view kStagingDir = ".pfs-staging";
+
+// Checks and normalises a file path: relative, '/'-separated, no empty, "."
+// or ".." segment, no NUL or control character, no reserved root name; one
+// trailing '/' is dropped. With allow_root, "" and "." mean the root and
+// return "". Throws kInvalidArgument with a message naming the problem.
+std::string normalize_path(std::string_view path, bool allow_root = false);
+
+// True when `s` contains glob metacharacters (*, ?, [).
+bool is_glob(std::string_view s);
+
+// Matches one path segment against one glob segment (fnmatch rules, no
+// special meaning for '/').
+bool glob_segment_match(std::string_view pattern, std::string_view name);
+
+std::vector<std::string> split_path(std::string_view path);
+
+// Checks a branch name: 1-100 of [A-Za-z0-9._-], not starting with '.' or
+// '-', not containing "..". Throws kInvalidArgument.
+void check_branch_name(std::string_view name);
+
+inline constexpr std::size_t kCommitIdLength = 32;
+inline constexpr std::size_t kMinCommitPrefix = 4;
+
+bool is_hex(std::string_view s);
+bool is_commit_id(std::string_view s);
+
+}  // namespace pfs::detail

@@ -1,0 +1,1103 @@
+// store.cc: the Store. On-disk layout and the commit protocol are described
+// in docs/format.md; keep the two in step.
+#include "store.h"
+
+#include <fcntl.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <deque>
+#include <map>
+#include <set>
+#include <unordered_set>
+
+#include <nlohmann/json.hpp>
+#include <pfs/json.h>
+
+#include "names.h"
+
+namespace pfs::detail {
+
+using nlohmann::json;
+
+namespace {
+
+// A branch's state file: its head plus the journal of an interrupted
+// multi-step operation (pending_*, stats_stale). See docs/format.md.
+struct BranchState {
+  BranchInfo info;
+  std::string pending_op;  // "commit", "revert" or "merge" while one runs
+  std::string pending_id;  // the commit it is creating
+  bool stats_stale = false;  // a write was being published
+};
+
+json state_to_json(const BranchState& s) {
+  json j = s.info;
+  j["pending_op"] = s.pending_op.empty() ? json(nullptr) : json(s.pending_op);
+  j["pending_id"] = s.pending_id.empty() ? json(nullptr) : json(s.pending_id);
+  j["stats_stale"] = s.stats_stale;
+  j["format"] = kFormatVersion;
+  return j;
+}
+
+class FileLock {
+ public:
+  FileLock(int locks_dir, const std::string& name, bool exclusive) {
+    fd_.reset(::openat(locks_dir, name.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd_) fail_errno(errno, "open lock " + name);
+    flock_fd(fd_.get(), exclusive);
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
+std::string parent_dir(const std::string& p) {
+  auto pos = p.rfind('/');
+  return pos == std::string::npos ? std::string() : p.substr(0, pos);
+}
+
+// An empty tree, for diffs and merges against "nothing".
+class EmptyTree final : public TreeReader {
+ public:
+  std::optional<Entry> stat(const std::string& path) override {
+    if (path.empty()) {
+      Entry e;
+      e.info.type = FileInfo::Type::kDirectory;
+      return e;
+    }
+    return std::nullopt;
+  }
+  std::vector<Entry> list(const std::string& dir) override {
+    if (!dir.empty()) failf(ErrorCode::kNotFound, "\"{}\" not found in the empty tree", dir);
+    return {};
+  }
+  UniqueFd open_file(const std::string& path) override {
+    failf(ErrorCode::kNotFound, "file \"{}\" not found (the tree is empty)", path);
+  }
+};
+
+bool same_bytes(TreeReader& a, TreeReader& b, const std::string& path) {
+  UniqueFd fa = a.open_file(path), fb = b.open_file(path);
+  std::vector<char> ba(1 << 16), bb(1 << 16);
+  for (;;) {
+    ssize_t na = ::read(fa.get(), ba.data(), ba.size());
+    if (na < 0) fail_errno(errno, "read " + path);
+    std::size_t got = 0;
+    while (got < static_cast<std::size_t>(na)) {
+      ssize_t nb = ::read(fb.get(), bb.data() + got, static_cast<std::size_t>(na) - got);
+      if (nb < 0) fail_errno(errno, "read " + path);
+      if (nb == 0) return false;
+      got += static_cast<std::size_t>(nb);
+    }
+    if (na == 0) {
+      char c;
+      return ::read(fb.get(), &c, 1) == 0;
+    }
+    if (std::memcmp(ba.data(), bb.data(), got) != 0) return false;
+  }
+}
+
+bool same_file(TreeReader& a, const Entry& ea, TreeReader& b, const Entry& eb) {
+  if (!ea.identity.empty() && ea.identity == eb.identity) return true;
+  if (ea.info.size != eb.info.size) return false;
+  return same_bytes(a, b, ea.info.path);
+}
+
+void add_all(TreeReader& t, const Entry& e, DiffEntry::Change change, std::vector<DiffEntry>& out) {
+  if (e.info.type == FileInfo::Type::kDirectory) {
+    for (const auto& c : t.list(e.info.path)) add_all(t, c, change, out);
+    return;
+  }
+  DiffEntry d;
+  d.change = change;
+  d.path = e.info.path;
+  if (change == DiffEntry::Change::kDeleted) d.old_size = e.info.size;
+  else d.new_size = e.info.size;
+  out.push_back(std::move(d));
+}
+
+void diff_dir(TreeReader& a, TreeReader& b, const std::string& dir, std::vector<DiffEntry>& out) {
+  auto la = a.list(dir), lb = b.list(dir);
+  std::size_t i = 0, j = 0;
+  while (i < la.size() || j < lb.size()) {
+    if (j == lb.size() || (i < la.size() && la[i].info.path < lb[j].info.path)) {
+      add_all(a, la[i++], DiffEntry::Change::kDeleted, out);
+    } else if (i == la.size() || lb[j].info.path < la[i].info.path) {
+      add_all(b, lb[j++], DiffEntry::Change::kAdded, out);
+    } else {
+      const Entry& ea = la[i++];
+      const Entry& eb = lb[j++];
+      bool da = ea.info.type == FileInfo::Type::kDirectory;
+      bool db = eb.info.type == FileInfo::Type::kDirectory;
+      if (da && db) {
+        if (ea.identity.empty() || ea.identity != eb.identity) diff_dir(a, b, ea.info.path, out);
+      } else if (da != db) {
+        add_all(a, ea, DiffEntry::Change::kDeleted, out);
+        add_all(b, eb, DiffEntry::Change::kAdded, out);
+      } else if (!same_file(a, ea, b, eb)) {
+        out.push_back({DiffEntry::Change::kModified, ea.info.path, ea.info.size, eb.info.size});
+      }
+    }
+  }
+}
+
+std::vector<DiffEntry> diff_trees(TreeReader& a, TreeReader& b) {
+  std::vector<DiffEntry> out;
+  diff_dir(a, b, "", out);
+  std::stable_sort(out.begin(), out.end(),
+                   [](const DiffEntry& x, const DiffEntry& y) { return x.path < y.path; });
+  return out;
+}
+
+// Copies `len` bytes (to the end when nullopt) from offset `off` of in_fd.
+void copy_out(int in_fd, std::uint64_t off, std::optional<std::uint64_t> len, std::uint64_t size,
+              Sink& sink) {
+  std::uint64_t left = len ? *len : size - off;
+  if (sink.fd() >= 0) {
+    if (off == 0 && !len) {
+      copy_fd(in_fd, sink.fd());
+      return;
+    }
+    off_t pos = static_cast<off_t>(off);
+    while (left > 0) {
+      ssize_t n = ::sendfile(sink.fd(), in_fd, &pos, std::min<std::uint64_t>(left, 1 << 30));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EINVAL || errno == ENOSYS) break;  // fall back to read/write
+        fail_errno(errno, "write output");
+      }
+      if (n == 0) return;
+      left -= static_cast<std::uint64_t>(n);
+    }
+    if (left == 0) return;
+    off = static_cast<std::uint64_t>(pos);
+  }
+  std::vector<char> buf(1 << 20);
+  while (left > 0) {
+    ssize_t n = ::pread(in_fd, buf.data(), std::min<std::uint64_t>(left, buf.size()),
+                        static_cast<off_t>(off));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail_errno(errno, "read file");
+    }
+    if (n == 0) break;
+    unwrap(sink.write(std::span<const char>(buf.data(), static_cast<std::size_t>(n))));
+    off += static_cast<std::uint64_t>(n);
+    left -= static_cast<std::uint64_t>(n);
+  }
+}
+
+class LocalStore final : public Client {
+ public:
+  LocalStore(std::filesystem::path path, UniqueFd root, std::unique_ptr<Backend> backend)
+      : path_(std::move(path)), root_(std::move(root)), backend_(std::move(backend)) {
+    meta_ = open_dir(root_.get(), "meta");
+    commits_ = open_dir(meta_.get(), "commits");
+    branches_ = open_dir(meta_.get(), "branches");
+    locks_ = open_dir(root_.get(), "locks");
+  }
+
+  Result<StoreInfo> info() override {
+    return guard([&] {
+      StoreInfo s;
+      s.path = path_.string();
+      s.backend = std::string(backend_->name());
+      s.format = kFormatVersion;
+      s.commits = commit_ids().size();
+      s.branches = branch_names().size();
+      return s;
+    });
+  }
+
+  // ---- files --------------------------------------------------------------
+
+  Result<FileInfo> put_file(std::string_view branch, std::string_view path, Source& src,
+                            const PutOptions& opts) override {
+    return guard([&] {
+      std::string b(branch);
+      check_branch_name(b);
+      std::string p = normalize_path(path);
+      read_state(b);  // fail early, before staging any data
+      auto staged = backend_->stage(b, Backend::StageKind::kFile);
+      staged->add("", src);
+      staged->sync();
+      publish(b, *staged, p, opts.append);
+      return stat_in(*backend_->open_branch(b), p);
+    });
+  }
+
+  Result<PutDirResult> put_dir(std::string_view branch, std::string_view path,
+                               const std::filesystem::path& local_dir) override {
+    return guard([&] {
+      std::string b(branch);
+      check_branch_name(b);
+      std::string p = normalize_path(path, true);
+      read_state(b);
+      UniqueFd dir(::open(local_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!dir) {
+        if (errno == ENOTDIR)
+          failf(ErrorCode::kInvalidArgument, "{} is not a directory (drop -r to put one file)",
+                local_dir.string());
+        fail_errno(errno, "open " + local_dir.string());
+      }
+      PutDirResult result;
+      auto staged = backend_->stage(b, Backend::StageKind::kDir);
+      add_local_dir(*staged, dir.get(), "", p, result, local_dir.string());
+      staged->sync();
+      if (result.files > 0) publish(b, *staged, p, false);
+      return result;
+    });
+  }
+
+  Result<FileInfo> get_file(const Ref& ref, std::string_view path, Sink& sink,
+                            const ReadRange& range) override {
+    return guard([&] {
+      std::string p = normalize_path(path);
+      auto tree = open_ref(ref);
+      UniqueFd fd = tree->open_file(p);
+      FileInfo info = stat_in(*tree, p);
+      struct stat st {};
+      if (::fstat(fd.get(), &st) != 0) fail_errno(errno, "stat " + p);
+      std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
+      if (range.offset > size || (range.offset == size && size > 0 && range.length.value_or(1) > 0))
+        failf(ErrorCode::kInvalidArgument, "range starts at byte {} but \"{}\" has {} bytes",
+              range.offset, p, size);
+      std::optional<std::uint64_t> len = range.length;
+      if (len && *len > size - range.offset) len = size - range.offset;
+      copy_out(fd.get(), range.offset, len, size, sink);
+      return info;
+    });
+  }
+
+  Result<FileInfo> stat_file(const Ref& ref, std::string_view path) override {
+    return guard([&] {
+      std::string p = normalize_path(path, true);
+      auto tree = open_ref(ref);
+      return stat_in(*tree, p);
+    });
+  }
+
+  Result<TreeStats> delete_file(std::string_view branch, std::string_view path) override {
+    return guard([&] {
+      std::string b(branch);
+      check_branch_name(b);
+      std::string p = normalize_path(path);
+      FileLock graph(locks_.get(), "graph", false);
+      FileLock lock(locks_.get(), "branch." + b, true);
+      BranchState st = load_and_recover(b);
+      if (!backend_->open_branch(b)->stat(p))
+        failf(ErrorCode::kNotFound, "\"{}\" not found in branch \"{}\" (list files with: pachctl list-file -b {})", p, b, b);
+      st.stats_stale = true;
+      save_state(st);
+      TreeStats removed = backend_->remove(b, p);
+      crash_point("delete.after-remove");
+      st.info.stats.files -= std::min(st.info.stats.files, removed.files);
+      st.info.stats.bytes -= std::min(st.info.stats.bytes, removed.bytes);
+      st.info.dirty = true;
+      st.stats_stale = false;
+      save_state(st);
+      return removed;
+    });
+  }
+
+  Result<std::vector<FileInfo>> list_files(const Ref& ref, std::string_view dir_or_glob,
+                                           const ListOptions& opts) override {
+    return guard([&] {
+      auto tree = open_ref(ref);
+      std::vector<FileInfo> out;
+      if (is_glob(dir_or_glob)) {
+        std::string pattern = normalize_path(dir_or_glob);
+        std::map<std::string, FileInfo> found;
+        glob_walk(*tree, "", split_path(pattern), 0, found);
+        for (auto& [_, f] : found) out.push_back(std::move(f));
+        return out;
+      }
+      std::string p = normalize_path(dir_or_glob, true);
+      auto e = tree->stat(p);
+      if (!e) failf(ErrorCode::kNotFound, "\"{}\" not found in {}", p, describe(ref));
+      if (e->info.type == FileInfo::Type::kFile) {
+        out.push_back(e->info);
+        return out;
+      }
+      list_into(*tree, p, opts.recursive, out);
+      return out;
+    });
+  }
+
+  // ---- commits --------------------------------------------------------------
+
+  Result<CommitInfo> commit(std::string_view branch, std::string_view message) override {
+    return guard([&] {
+      std::string b(branch);
+      check_branch_name(b);
+      FileLock graph(locks_.get(), "graph", false);
+      FileLock lock(locks_.get(), "branch." + b, true);
+      BranchState st = load_and_recover(b);
+      backend_->sweep_staging(b);
+      CommitInfo c;
+      c.id = random_hex(kCommitIdLength / 2);
+      c.parent = st.info.head;
+      c.branch = b;
+      c.time_ns = now_ns();
+      c.message = std::string(message);
+      c.stats = st.info.stats;
+      st.pending_op = "commit";
+      st.pending_id = c.id;
+      save_state(st);
+      crash_point("commit.after-intent");
+      backend_->snapshot(b, c.id);
+      crash_point("commit.after-snapshot");
+      write_commit(c);  // the commit point
+      crash_point("commit.after-meta");
+      st.info.head = c.id;
+      st.info.dirty = false;
+      st.pending_op.clear();
+      st.pending_id.clear();
+      save_state(st);
+      return c;
+    });
+  }
+
+  Result<std::vector<CommitInfo>> list_commits(const LogOptions& opts) override {
+    return guard([&] {
+      std::vector<CommitInfo> out;
+      std::size_t limit = opts.limit.value_or(SIZE_MAX);
+      if (opts.all) {
+        for (const auto& id : commit_ids())
+          if (auto c = read_commit(id)) out.push_back(std::move(*c));
+        std::sort(out.begin(), out.end(), [](const CommitInfo& a, const CommitInfo& b) {
+          return a.time_ns != b.time_ns ? a.time_ns > b.time_ns : a.id < b.id;
+        });
+        if (out.size() > limit) out.resize(limit);
+        return out;
+      }
+      check_branch_name(opts.branch);
+      std::string id = read_state(opts.branch).info.head;
+      std::unordered_set<std::string> seen;
+      while (!id.empty() && out.size() < limit && seen.insert(id).second) {
+        auto c = read_commit(id);
+        if (!c) failf(ErrorCode::kCorruption, "commit {} is missing (run pachctl fsck)", id);
+        id = c->parent;
+        out.push_back(std::move(*c));
+      }
+      return out;
+    });
+  }
+
+  Result<CommitInfo> inspect_commit(std::string_view commit) override {
+    return guard([&] { return must_read_commit(resolve_commit(commit)); });
+  }
+
+  Result<void> delete_commit(std::string_view commit) override {
+    return guard([&] {
+      FileLock graph(locks_.get(), "graph", true);
+      std::string id = resolve_commit(commit);
+      for (const auto& b : branch_names()) {
+        auto st = read_state(b);
+        if (st.info.head == id)
+          failf(ErrorCode::kConflict, "commit {} is the head of branch \"{}\"; delete or move the branch first", id, b);
+      }
+      for (const auto& other : commit_ids()) {
+        auto c = read_commit(other);
+        if (c && (c->parent == id || c->merge_parent == id))
+          failf(ErrorCode::kConflict, "commit {} is a parent of commit {}; only commits nothing depends on can be deleted", id, other);
+      }
+      unlink_if_exists(commits_.get(), id + ".json");  // the commit point
+      fsync_dir(commits_.get());
+      crash_point("delete-commit.after-meta");
+      backend_->delete_commit_tree(id);
+    });
+  }
+
+  // ---- branches -------------------------------------------------------------
+
+  Result<BranchInfo> create_branch(std::string_view name, std::string_view from) override {
+    return guard([&] {
+      std::string b(name);
+      check_branch_name(b);
+      FileLock graph(locks_.get(), "graph", true);
+      FileLock lock(locks_.get(), "branch." + b, true);
+      if (read_small_file(branches_.get(), b + ".json"))
+        failf(ErrorCode::kAlreadyExists, "branch \"{}\" already exists", b);
+      std::string base;
+      if (!from.empty()) {
+        base = resolve_commit(from);
+      } else if (auto master = read_small_file(branches_.get(), "master.json")) {
+        base = read_state("master").info.head;
+      }
+      CommitInfo c;
+      if (!base.empty()) c = must_read_commit(base);
+      backend_->create_branch_tree(b, base);
+      crash_point("branch.after-tree");
+      BranchState st;
+      st.info.name = b;
+      st.info.head = base;
+      st.info.stats = c.stats;
+      st.info.created_ns = now_ns();
+      save_state(st);  // the commit point
+      return st.info;
+    });
+  }
+
+  Result<std::vector<BranchInfo>> list_branches() override {
+    return guard([&] {
+      std::vector<BranchInfo> out;
+      for (const auto& b : branch_names()) out.push_back(read_state(b).info);
+      return out;
+    });
+  }
+
+  Result<BranchInfo> inspect_branch(std::string_view name) override {
+    return guard([&] {
+      check_branch_name(name);
+      return read_state(std::string(name)).info;
+    });
+  }
+
+  Result<void> delete_branch(std::string_view name) override {
+    return guard([&] {
+      std::string b(name);
+      check_branch_name(b);
+      FileLock graph(locks_.get(), "graph", false);
+      FileLock lock(locks_.get(), "branch." + b, true);
+      BranchState st = load_and_recover(b);
+      if (!st.pending_id.empty()) backend_->discard_work(st.pending_id);
+      unlink_if_exists(branches_.get(), b + ".json");  // the commit point
+      fsync_dir(branches_.get());
+      crash_point("delete-branch.after-meta");
+      backend_->delete_branch_tree(b);
+    });
+  }
+
+  // ---- history --------------------------------------------------------------
+
+  Result<std::vector<DiffEntry>> diff(const Ref& from, const Ref& to) override {
+    return guard([&] {
+      auto a = open_ref(from);
+      auto b = open_ref(to);
+      return diff_trees(*a, *b);
+    });
+  }
+
+  Result<CommitInfo> revert(std::string_view branch, std::string_view commit,
+                            const RevertOptions& opts) override {
+    return guard([&] {
+      std::string b(branch);
+      check_branch_name(b);
+      FileLock graph(locks_.get(), "graph", false);
+      FileLock lock(locks_.get(), "branch." + b, true);
+      BranchState st = load_and_recover(b);
+      std::string target = resolve_commit(commit);
+      if (st.info.dirty && !opts.force)
+        failf(ErrorCode::kConflict,
+              "branch \"{}\" has uncommitted changes; commit them first (pachctl commit -b {}) "
+              "or discard them with --force", b, b);
+      CommitInfo t = must_read_commit(target);
+      CommitInfo c;
+      c.id = random_hex(kCommitIdLength / 2);
+      c.parent = st.info.head;
+      c.branch = b;
+      c.time_ns = now_ns();
+      c.message = opts.message.empty() ? "revert to " + target : opts.message;
+      c.stats = t.stats;
+      auto work = begin_work(st, "revert", c.id, target);
+      backend_->freeze(*work, c.id);
+      finish_work(st, c);
+      return c;
+    });
+  }
+
+  Result<MergeResult> merge(std::string_view into, std::string_view from,
+                            const MergeOptions& opts) override {
+    return guard([&] {
+      std::string b(into), f(from);
+      check_branch_name(b);
+      check_branch_name(f);
+      if (b == f) fail(ErrorCode::kInvalidArgument, "cannot merge a branch into itself");
+      FileLock graph(locks_.get(), "graph", false);
+      FileLock lock(locks_.get(), "branch." + b, true);
+      BranchState st = load_and_recover(b);
+      BranchState theirs_st = read_state(f);
+      if (st.info.dirty)
+        failf(ErrorCode::kConflict,
+              "branch \"{}\" has uncommitted changes; commit them first (pachctl commit -b {})", b, b);
+      MergeResult result;
+      const std::string& ours_id = st.info.head;
+      const std::string& theirs_id = theirs_st.info.head;
+      if (theirs_id.empty() || theirs_id == ours_id || is_ancestor(theirs_id, ours_id)) {
+        result.up_to_date = true;
+        return result;
+      }
+      result.base = merge_base(ours_id, theirs_id);
+      auto base = tree_of(result.base);
+      auto ours = tree_of(ours_id);
+      auto theirs = tree_of(theirs_id);
+      auto ours_changes = diff_trees(*base, *ours);
+      std::map<std::string, DiffEntry> ours_by_path;
+      for (auto& d : ours_changes) ours_by_path[d.path] = d;
+      std::vector<DiffEntry> take;
+      for (auto& d : diff_trees(*base, *theirs)) {
+        auto it = ours_by_path.find(d.path);
+        if (it == ours_by_path.end()) {
+          take.push_back(d);
+          continue;
+        }
+        const DiffEntry& o = it->second;
+        bool both_deleted = d.change == DiffEntry::Change::kDeleted && o.change == DiffEntry::Change::kDeleted;
+        bool same_content = d.change != DiffEntry::Change::kDeleted &&
+                            o.change != DiffEntry::Change::kDeleted &&
+                            same_file(*ours, *ours->stat(d.path), *theirs, *theirs->stat(d.path));
+        if (both_deleted || same_content) continue;
+        result.conflicts.push_back(d.path);
+        if (opts.on_conflict == MergeOptions::Strategy::kTheirs) take.push_back(d);
+      }
+      if (!result.conflicts.empty() && opts.on_conflict == MergeOptions::Strategy::kFail)
+        return result;
+      CommitInfo c;
+      c.id = random_hex(kCommitIdLength / 2);
+      c.parent = ours_id;
+      c.merge_parent = theirs_id;
+      c.branch = b;
+      c.time_ns = now_ns();
+      c.message = opts.message.empty() ? fmt::format("merge {} into {}", f, b) : opts.message;
+      auto work = begin_work(st, "merge", c.id, ours_id);
+      std::vector<std::string> clashes;
+      for (auto& d : take) {
+        if (d.change == DiffEntry::Change::kDeleted) {
+          work->remove(d.path);
+        } else if (!apply_copy(*work, *theirs, d.path, opts.on_conflict)) {
+          clashes.push_back(d.path);
+          continue;
+        }
+        result.applied.push_back(d);
+      }
+      if (!clashes.empty()) {  // a file where the other side has a directory, or back
+        result.conflicts.insert(result.conflicts.end(), clashes.begin(), clashes.end());
+        std::sort(result.conflicts.begin(), result.conflicts.end());
+        if (opts.on_conflict == MergeOptions::Strategy::kFail) {
+          work.reset();
+          abandon_work(st);
+          result.applied.clear();
+          return result;
+        }
+      }
+      c.stats = count_tree(work->reader());
+      backend_->freeze(*work, c.id);
+      finish_work(st, c);
+      result.commit = c;
+      return result;
+    });
+  }
+
+  Result<FsckReport> fsck(bool repair) override {
+    return guard([&] { return run_fsck(repair); });
+  }
+
+ private:
+  // ---- metadata -----------------------------------------------------------
+
+  std::vector<std::string> json_names(int dirfd) {
+    std::vector<std::string> out;
+    for (auto& n : list_dir_names(dirfd))
+      if (n.size() > 5 && n.compare(n.size() - 5, 5, ".json") == 0 && n[0] != '.')
+        out.push_back(n.substr(0, n.size() - 5));
+    return out;
+  }
+  std::vector<std::string> commit_ids() { return json_names(commits_.get()); }
+  std::vector<std::string> branch_names() { return json_names(branches_.get()); }
+
+  std::optional<CommitInfo> read_commit(const std::string& id) {
+    auto text = read_small_file(commits_.get(), id + ".json");
+    if (!text) return std::nullopt;
+    try {
+      return json::parse(*text).get<CommitInfo>();
+    } catch (const json::exception& e) {
+      failf(ErrorCode::kCorruption, "metadata of commit {} is unreadable ({}); run pachctl fsck", id, e.what());
+    }
+  }
+
+  CommitInfo must_read_commit(const std::string& id) {
+    auto c = read_commit(id);
+    if (!c) failf(ErrorCode::kNotFound, "commit {} not found (list commits with: pachctl list-commit)", id);
+    return *c;
+  }
+
+  void write_commit(const CommitInfo& c) {
+    json j = c;
+    j["format"] = kFormatVersion;
+    write_file_atomic(commits_.get(), c.id + ".json", j.dump(2) + "\n");
+  }
+
+  BranchState read_state(const std::string& b) {
+    auto text = read_small_file(branches_.get(), b + ".json");
+    if (!text)
+      failf(ErrorCode::kNotFound, "branch \"{}\" not found (list branches with: pachctl list-branch)", b);
+    try {
+      json j = json::parse(*text);
+      BranchState s;
+      s.info = j.get<BranchInfo>();
+      if (j.contains("pending_op") && !j["pending_op"].is_null()) s.pending_op = j["pending_op"];
+      if (j.contains("pending_id") && !j["pending_id"].is_null()) s.pending_id = j["pending_id"];
+      s.stats_stale = j.value("stats_stale", false);
+      return s;
+    } catch (const json::exception& e) {
+      failf(ErrorCode::kCorruption, "state of branch \"{}\" is unreadable ({}); run pachctl fsck", b, e.what());
+    }
+  }
+
+  void save_state(const BranchState& s) {
+    write_file_atomic(branches_.get(), s.info.name + ".json", state_to_json(s).dump(2) + "\n");
+  }
+
+  // Reads a branch's state under its lock, finishing or undoing what a
+  // crashed writer left: the commit metadata file decides (present: roll
+  // forward; absent: roll back).
+  BranchState load_and_recover(const std::string& b) {
+    BranchState st = read_state(b);
+    if (st.pending_id.empty() && !st.stats_stale) return st;
+    if (!st.pending_id.empty()) {
+      if (auto c = read_commit(st.pending_id)) {
+        if (st.pending_op != "commit") backend_->reset_branch_tree(b, c->id);
+        st.info.head = c->id;
+        st.info.dirty = false;
+        st.info.stats = c->stats;
+      } else {
+        backend_->delete_commit_tree(st.pending_id);
+      }
+      backend_->discard_work(st.pending_id);
+      st.pending_id.clear();
+      st.pending_op.clear();
+    }
+    if (st.stats_stale) {
+      st.info.stats = count_tree(*backend_->open_branch(b));
+      st.info.dirty = true;
+      st.stats_stale = false;
+    }
+    save_state(st);
+    return st;
+  }
+
+  void publish(const std::string& b, Staging& staged, const std::string& p, bool append) {
+    FileLock graph(locks_.get(), "graph", false);
+    FileLock lock(locks_.get(), "branch." + b, true);
+    BranchState st = load_and_recover(b);
+    st.stats_stale = true;
+    save_state(st);
+    StatsDelta d = backend_->publish(b, staged, p, append);
+    crash_point("put.after-publish");
+    st.info.stats.files = static_cast<std::uint64_t>(static_cast<std::int64_t>(st.info.stats.files) + d.files);
+    st.info.stats.bytes = static_cast<std::uint64_t>(static_cast<std::int64_t>(st.info.stats.bytes) + d.bytes);
+    st.info.dirty = true;
+    st.stats_stale = false;
+    save_state(st);
+  }
+
+  std::unique_ptr<WorkTree> begin_work(BranchState& st, const char* op, const std::string& id,
+                                       const std::string& base) {
+    st.pending_op = op;
+    st.pending_id = id;
+    save_state(st);
+    return backend_->work_tree(base, id);
+  }
+
+  void abandon_work(BranchState& st) {
+    backend_->discard_work(st.pending_id);
+    st.pending_op.clear();
+    st.pending_id.clear();
+    save_state(st);
+  }
+
+  // After the work tree is frozen as commit c: record c (the commit point),
+  // make it the branch's working tree and head.
+  void finish_work(BranchState& st, const CommitInfo& c) {
+    crash_point("work.after-freeze");
+    write_commit(c);
+    crash_point("work.after-meta");
+    backend_->reset_branch_tree(st.info.name, c.id);
+    st.info.head = c.id;
+    st.info.dirty = false;
+    st.info.stats = c.stats;
+    st.pending_op.clear();
+    st.pending_id.clear();
+    save_state(st);
+  }
+
+  // Copies `path` from theirs into the work tree; false when a file stands
+  // where a directory must go (or back) and the strategy does not settle it.
+  bool apply_copy(WorkTree& work, TreeReader& theirs, const std::string& path,
+                  MergeOptions::Strategy strategy) {
+    auto existing = work.reader().stat(path);
+    bool blocked = existing && existing->info.type == FileInfo::Type::kDirectory;
+    std::string blocker = blocked ? path : std::string();
+    for (std::string d = parent_dir(path); !blocked && !d.empty(); d = parent_dir(d)) {
+      auto e = work.reader().stat(d);
+      if (e && e->info.type == FileInfo::Type::kFile) {
+        blocked = true;
+        blocker = d;
+      }
+    }
+    if (blocked) {
+      if (strategy != MergeOptions::Strategy::kTheirs) return false;
+      work.remove(blocker);
+    }
+    work.copy_file_from(theirs, path);
+    return true;
+  }
+
+  // ---- the commit graph -----------------------------------------------------
+
+  std::string resolve_commit(std::string_view s) {
+    std::string name(s);
+    if (name.empty()) fail(ErrorCode::kInvalidArgument, "no commit given");
+    if (is_commit_id(name) && read_small_file(commits_.get(), name + ".json")) return name;
+    bool branch_like = true;
+    try {
+      check_branch_name(name);
+    } catch (const Fail&) {
+      branch_like = false;
+    }
+    if (branch_like && read_small_file(branches_.get(), name + ".json")) {
+      auto head = read_state(name).info.head;
+      if (head.empty())
+        failf(ErrorCode::kNotFound, "branch \"{}\" has no commits yet (commit with: pachctl commit -b {})", name, name);
+      return head;
+    }
+    if (is_hex(name) && name.size() >= kMinCommitPrefix && name.size() < kCommitIdLength) {
+      std::vector<std::string> hits;
+      for (auto& id : commit_ids())
+        if (id.compare(0, name.size(), name) == 0) hits.push_back(id);
+      if (hits.size() == 1) return hits[0];
+      if (hits.size() > 1)
+        failf(ErrorCode::kInvalidArgument, "commit prefix \"{}\" is ambiguous ({} commits match); give more digits", name, hits.size());
+    }
+    failf(ErrorCode::kNotFound, "no commit or branch named \"{}\" (list commits with: pachctl list-commit)", name);
+  }
+
+  std::vector<std::string> parents_of(const std::string& id) {
+    auto c = read_commit(id);
+    if (!c) return {};
+    std::vector<std::string> out;
+    if (!c->parent.empty()) out.push_back(c->parent);
+    if (!c->merge_parent.empty()) out.push_back(c->merge_parent);
+    return out;
+  }
+
+  std::vector<std::string> ancestors_bfs(const std::string& start) {
+    std::vector<std::string> order;
+    std::unordered_set<std::string> seen;
+    std::deque<std::string> q;
+    if (!start.empty()) q.push_back(start);
+    while (!q.empty()) {
+      std::string id = q.front();
+      q.pop_front();
+      if (!seen.insert(id).second) continue;
+      order.push_back(id);
+      for (auto& p : parents_of(id)) q.push_back(p);
+    }
+    return order;
+  }
+
+  bool is_ancestor(const std::string& a, const std::string& b) {
+    for (auto& id : ancestors_bfs(b))
+      if (id == a) return true;
+    return false;
+  }
+
+  std::string merge_base(const std::string& a, const std::string& b) {
+    auto from_b = ancestors_bfs(b);
+    std::unordered_set<std::string> set_b(from_b.begin(), from_b.end());
+    for (auto& id : ancestors_bfs(a))
+      if (set_b.count(id)) return id;
+    return {};
+  }
+
+  std::unique_ptr<TreeReader> tree_of(const std::string& commit_id) {
+    if (commit_id.empty()) return std::make_unique<EmptyTree>();
+    return backend_->open_commit(commit_id);
+  }
+
+  std::unique_ptr<TreeReader> open_ref(const Ref& ref) {
+    switch (ref.kind) {
+      case Ref::Kind::kBranch:
+        check_branch_name(ref.name);
+        read_state(ref.name);
+        return backend_->open_branch(ref.name);
+      case Ref::Kind::kCommit:
+        return backend_->open_commit(resolve_commit(ref.name));
+      case Ref::Kind::kAuto:
+        if (!is_commit_id(ref.name) || !read_small_file(commits_.get(), ref.name + ".json")) {
+          bool branch_like = true;
+          try {
+            check_branch_name(ref.name);
+          } catch (const Fail&) {
+            branch_like = false;
+          }
+          if (branch_like && read_small_file(branches_.get(), ref.name + ".json"))
+            return backend_->open_branch(ref.name);
+        }
+        return backend_->open_commit(resolve_commit(ref.name));
+    }
+    fail(ErrorCode::kInternal, "bad ref kind");
+  }
+
+  static std::string describe(const Ref& ref) {
+    return ref.kind == Ref::Kind::kBranch ? fmt::format("branch \"{}\"", ref.name)
+                                          : fmt::format("\"{}\"", ref.name);
+  }
+
+  FileInfo stat_in(TreeReader& tree, const std::string& p) {
+    auto e = tree.stat(p);
+    if (!e) failf(ErrorCode::kNotFound, "\"{}\" not found (list files with: pachctl list-file)", p);
+    return e->info;
+  }
+
+  void list_into(TreeReader& tree, const std::string& dir, bool recursive, std::vector<FileInfo>& out) {
+    for (auto& e : tree.list(dir)) {
+      out.push_back(e.info);
+      if (recursive && e.info.type == FileInfo::Type::kDirectory) list_into(tree, e.info.path, true, out);
+    }
+  }
+
+  void glob_walk(TreeReader& tree, const std::string& dir, const std::vector<std::string>& segs,
+                 std::size_t i, std::map<std::string, FileInfo>& found) {
+    const std::string& seg = segs[i];
+    bool last = i + 1 == segs.size();
+    if (seg == "**") {
+      if (last) {
+        std::vector<FileInfo> all;
+        list_into(tree, dir, true, all);
+        for (auto& f : all) found.emplace(f.path, f);
+        return;
+      }
+      glob_walk(tree, dir, segs, i + 1, found);
+      for (auto& e : tree.list(dir))
+        if (e.info.type == FileInfo::Type::kDirectory) glob_walk(tree, e.info.path, segs, i, found);
+      return;
+    }
+    if (!is_glob(seg)) {
+      std::string p = dir.empty() ? seg : dir + "/" + seg;
+      auto e = tree.stat(p);
+      if (!e) return;
+      if (last) found.emplace(p, e->info);
+      else if (e->info.type == FileInfo::Type::kDirectory) glob_walk(tree, p, segs, i + 1, found);
+      return;
+    }
+    for (auto& e : tree.list(dir)) {
+      std::string name = e.info.path.substr(dir.empty() ? 0 : dir.size() + 1);
+      if (!glob_segment_match(seg, name)) continue;
+      if (last) found.emplace(e.info.path, e.info);
+      else if (e.info.type == FileInfo::Type::kDirectory) glob_walk(tree, e.info.path, segs, i + 1, found);
+    }
+  }
+
+  void add_local_dir(Staging& staged, int dirfd, const std::string& rel, const std::string& dest,
+                     PutDirResult& result, const std::string& local) {
+    for (const auto& name : list_dir_names(dirfd)) {
+      std::string r = rel.empty() ? name : rel + "/" + name;
+      auto st = stat_at(dirfd, name);
+      if (!st) continue;
+      if (S_ISDIR(st->st_mode)) {
+        normalize_path(dest.empty() ? r : dest + "/" + r);
+        UniqueFd sub = open_dir(dirfd, name);
+        add_local_dir(staged, sub.get(), r, dest, result, local);
+      } else if (S_ISREG(st->st_mode)) {
+        normalize_path(dest.empty() ? r : dest + "/" + r);
+        UniqueFd in(::openat(dirfd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+        if (!in) fail_errno(errno, "open " + local + "/" + r);
+        auto src = Source::from_fd(in.get());
+        result.bytes += staged.add(r, *src);
+        result.files += 1;
+      } else {
+        result.skipped.push_back(r);
+      }
+    }
+  }
+
+  // ---- fsck -----------------------------------------------------------------
+
+  FsckReport run_fsck(bool repair) {
+    FsckReport r;
+    std::optional<FileLock> graph;
+    if (repair) graph.emplace(locks_.get(), "graph", true);
+    auto problem = [&](std::string s) { r.problems.push_back(std::move(s)); };
+    std::set<std::string> ids;
+    for (auto& id : commit_ids()) ids.insert(id);
+    // Commits: metadata, parents, trees, figures.
+    for (auto& id : ids) {
+      r.commits_checked++;
+      std::optional<CommitInfo> c;
+      try {
+        c = read_commit(id);
+      } catch (const Fail& f) {
+        problem(f.error.message);
+        continue;
+      }
+      if (!c) continue;
+      if (c->id != id) problem(fmt::format("commit {}: metadata names id {}", id, c->id));
+      if (!c->parent.empty() && !ids.count(c->parent))
+        problem(fmt::format("commit {}: parent {} is missing", id, c->parent));
+      if (!c->merge_parent.empty() && !ids.count(c->merge_parent))
+        problem(fmt::format("commit {}: merge parent {} is missing", id, c->merge_parent));
+      if (!backend_->has_commit_tree(id)) {
+        problem(fmt::format("commit {}: its tree is missing", id));
+        continue;
+      }
+      auto counted = count_tree(*backend_->open_commit(id));
+      if (counted.files != c->stats.files || counted.bytes != c->stats.bytes)
+        problem(fmt::format("commit {}: records {} files / {} bytes but holds {} / {}", id,
+                            c->stats.files, c->stats.bytes, counted.files, counted.bytes));
+    }
+    // Branches: state, head, working tree, figures, interrupted operations.
+    std::set<std::string> names;
+    for (auto& b : branch_names()) names.insert(b);
+    for (auto& b : names) {
+      r.branches_checked++;
+      BranchState st;
+      try {
+        st = read_state(b);
+      } catch (const Fail& f) {
+        problem(f.error.message);
+        continue;
+      }
+      if (!st.info.head.empty() && !ids.count(st.info.head))
+        problem(fmt::format("branch \"{}\": head commit {} is missing", b, st.info.head));
+      if (!backend_->has_branch_tree(b)) {
+        problem(fmt::format("branch \"{}\": its working tree is missing", b));
+        continue;
+      }
+      if (!st.pending_id.empty() || st.stats_stale) {
+        if (repair) {
+          FileLock lock(locks_.get(), "branch." + b, true);
+          st = load_and_recover(b);
+          r.repaired.push_back(fmt::format("branch \"{}\": finished an interrupted operation", b));
+        } else {
+          problem(fmt::format("branch \"{}\": an operation was interrupted (run pachctl fsck --repair, or write to the branch)", b));
+          continue;
+        }
+      }
+      auto counted = count_tree(*backend_->open_branch(b));
+      if (counted.files != st.info.stats.files || counted.bytes != st.info.stats.bytes) {
+        if (repair) {
+          FileLock lock(locks_.get(), "branch." + b, true);
+          st = read_state(b);
+          st.info.stats = counted;
+          save_state(st);
+          r.repaired.push_back(fmt::format("branch \"{}\": recounted its size figures", b));
+        } else {
+          problem(fmt::format("branch \"{}\": records {} files / {} bytes but holds {} / {}", b,
+                              st.info.stats.files, st.info.stats.bytes, counted.files, counted.bytes));
+        }
+      }
+    }
+    // Leftovers: trees with no metadata (a crash between the two steps).
+    for (auto& id : backend_->list_commit_trees()) {
+      if (ids.count(id)) continue;
+      if (repair) {
+        backend_->delete_commit_tree(id);
+        r.repaired.push_back(fmt::format("removed the tree of unfinished commit {}", id));
+      } else {
+        problem(fmt::format("tree {} belongs to no commit (left by an interrupted commit; run pachctl fsck --repair)", id));
+      }
+    }
+    for (auto& b : backend_->list_branch_trees()) {
+      if (names.count(b)) continue;
+      if (repair) {
+        backend_->delete_branch_tree(b);
+        r.repaired.push_back(fmt::format("removed the working tree of deleted branch \"{}\"", b));
+      } else {
+        problem(fmt::format("working tree \"{}\" belongs to no branch (left by an interrupted branch operation; run pachctl fsck --repair)", b));
+      }
+    }
+    return r;
+  }
+
+  std::filesystem::path path_;
+  UniqueFd root_, meta_, commits_, branches_, locks_;
+  std::unique_ptr<Backend> backend_;
+};
+
+}  // namespace
+
+std::unique_ptr<Client> open_local_store(const std::filesystem::path& dir) {
+  UniqueFd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root) {
+    if (errno == ENOENT)
+      failf(ErrorCode::kNotFound, "no store at {} (create one with: pachctl init {})", dir.string(), dir.string());
+    fail_errno(errno, "open store " + dir.string());
+  }
+  auto text = read_small_file(root.get(), kStoreFile);
+  if (!text)
+    failf(ErrorCode::kNotFound, "{} is not a pfs store (create one with: pachctl init {})", dir.string(), dir.string());
+  json j;
+  try {
+    j = json::parse(*text);
+  } catch (const json::exception& e) {
+    failf(ErrorCode::kCorruption, "{}/{} is unreadable: {}", dir.string(), kStoreFile, e.what());
+  }
+  int format = j.value("format", 0);
+  if (format != kFormatVersion)
+    failf(ErrorCode::kCorruption, "store {} has format {}, this pfs reads format {}; use a matching pfs version",
+          dir.string(), format, kFormatVersion);
+  std::string backend = j.value("backend", "");
+  std::unique_ptr<Backend> b;
+  if (backend == "btrfs") b = open_btrfs_backend(root.get());
+  else failf(ErrorCode::kCorruption, "store {} uses unknown backend \"{}\"", dir.string(), backend);
+  return std::make_unique<LocalStore>(std::filesystem::absolute(dir), std::move(root), std::move(b));
+}
+
+}  // namespace pfs::detail
+
+namespace pfs {
+
+Result<std::unique_ptr<Client>> open_store(const std::filesystem::path& dir) {
+  return detail::guard([&] { return detail::open_local_store(dir); });
+}
+
+Result<StoreInfo> init_store(const std::filesystem::path& dir, const InitOptions& opts) {
+  using namespace detail;
+  return guard([&]() -> StoreInfo {
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) fail_errno(errno, "create " + dir.string());
+    UniqueFd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root) fail_errno(errno, "open " + dir.string());
+    if (read_small_file(root.get(), kStoreFile))
+      failf(ErrorCode::kAlreadyExists, "{} already holds a pfs store", dir.string());
+    if (!list_dir_names(root.get()).empty())
+      failf(ErrorCode::kInvalidArgument, "{} is not empty; pick an empty or new directory", dir.string());
+    std::string backend;
+    switch (opts.backend) {
+      case BackendKind::kBtrfs:
+        backend = "btrfs";
+        break;
+      case BackendKind::kPortable:
+        fail(ErrorCode::kUnsupported, "the portable backend is not available yet; use --backend btrfs on a btrfs file system");
+      case BackendKind::kAuto: {
+        std::string why;
+        if (!btrfs_usable(root.get(), &why))
+          failf(ErrorCode::kUnsupported, "cannot create a store at {}: {}", dir.string(), why);
+        backend = "btrfs";
+        break;
+      }
+    }
+    init_btrfs_backend(root.get());
+    for (const char* d : {"meta", "locks"})
+      if (::mkdirat(root.get(), d, 0755) != 0) fail_errno(errno, std::string("create ") + d);
+    UniqueFd meta = open_dir(root.get(), "meta");
+    for (const char* d : {"commits", "branches"})
+      if (::mkdirat(meta.get(), d, 0755) != 0) fail_errno(errno, std::string("create meta/") + d);
+    fsync_dir(meta.get());
+    json j{{"format", kFormatVersion}, {"backend", backend}, {"created_ns", now_ns()}};
+    // The store exists once this file does.
+    write_file_atomic(root.get(), kStoreFile, j.dump(2) + "\n");
+    auto store = open_local_store(dir);
+    unwrap(store->create_branch("master"));
+    return unwrap(store->info());
+  });
+}
+
+std::string_view version() { return PFS_VERSION; }
+
+}  // namespace pfs

@@ -1,0 +1,63 @@
+// cli.h: what every pachctl command shares: global options, the client,
+// error reporting and output helpers. Commands stay thin: parse, call one
+// Client method, print.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <pfs/client.h>
+#include <pfs/json.h>
+
+namespace pachctl {
+
+struct Globals {
+  std::string store;  // --store / PFS_STORE
+  bool json = false;  // --json
+};
+
+class Context {
+ public:
+  Globals globals;
+  // The client for the chosen store; on failure prints the error and
+  // returns nullptr (the command then returns status()).
+  pfs::Client* client();
+  // Prints "pachctl: <message>" on stderr and remembers the exit status.
+  int fail(const pfs::Error& e);
+  int fail(pfs::ErrorCode code, const std::string& message) { return fail(pfs::Error{code, message}); }
+  int status() const { return status_; }
+  // The store directory: --store, $PFS_STORE, or the default.
+  std::string store_dir() const;
+  void print_json(const nlohmann::json& j) const;
+
+ private:
+  std::unique_ptr<pfs::Client> client_;
+  int status_ = 0;
+};
+
+// A command's run function: returns the process exit status.
+using Runner = std::function<int()>;
+void add_runner(CLI::App* sub, Runner run);
+int run_selected(CLI::App& app);
+
+// The setup functions, one per command group; each binds its options to
+// CLI11 and registers a runner.
+void setup_store_commands(CLI::App& app, Context& ctx);
+void setup_file_commands(CLI::App& app, Context& ctx);
+void setup_commit_commands(CLI::App& app, Context& ctx);
+void setup_branch_commands(CLI::App& app, Context& ctx);
+
+// ---- output helpers
+std::string human_size(std::uint64_t bytes);
+std::string short_time(std::int64_t ns);  // "2026-11-24 19:02:28" (UTC)
+// Prints rows as aligned columns; the first row is the header.
+void print_table(const std::vector<std::vector<std::string>>& rows);
+
+// "-c COMMIT | -b BRANCH" as a Ref (branch master when neither is given).
+pfs::Ref read_ref(const std::string& commit, const std::string& branch);
+
+}  // namespace pachctl

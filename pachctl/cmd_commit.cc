@@ -1,0 +1,205 @@
+// commit, list-commit (log), inspect-commit, delete-commit, diff, revert, merge.
+#include <fmt/core.h>
+
+#include "cli.h"
+
+namespace pachctl {
+
+namespace {
+
+std::string short_id(const std::string& id) { return id.empty() ? "-" : id.substr(0, 12); }
+
+void print_commit(const pfs::CommitInfo& c) {
+  fmt::print("Commit:   {}\n", c.id);
+  fmt::print("Parent:   {}\n", c.parent.empty() ? "-" : c.parent);
+  if (!c.merge_parent.empty()) fmt::print("Merged:   {}\n", c.merge_parent);
+  fmt::print("Branch:   {}\n", c.branch);
+  fmt::print("Time:     {}\n", pfs::format_time_utc(c.time_ns));
+  fmt::print("Files:    {}\n", c.stats.files);
+  fmt::print("Size:     {} ({} bytes)\n", human_size(c.stats.bytes), c.stats.bytes);
+  fmt::print("Message:  {}\n", c.message);
+}
+
+struct CommitOptions {
+  std::string branch = "master", message;
+};
+
+struct LogOptions {
+  std::string branch = "master";
+  bool all = false;
+  std::size_t limit = 0;
+};
+
+int run_log(const LogOptions& o, Context& ctx) {
+  auto* c = ctx.client();
+  if (!c) return ctx.status();
+  pfs::LogOptions opts;
+  opts.branch = o.branch;
+  opts.all = o.all;
+  if (o.limit) opts.limit = o.limit;
+  auto r = c->list_commits(opts);
+  if (!r) return ctx.fail(r.error());
+  if (ctx.globals.json) {
+    ctx.print_json(*r);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows{{"ID", "PARENT", "BRANCH", "TIME (UTC)", "FILES", "SIZE", "MESSAGE"}};
+  for (const auto& ci : *r) {
+    std::string msg = ci.message.substr(0, ci.message.find('\n'));
+    if (!ci.merge_parent.empty() && msg.empty()) msg = "(merge)";
+    rows.push_back({ci.id, short_id(ci.parent), ci.branch, short_time(ci.time_ns),
+                     std::to_string(ci.stats.files), human_size(ci.stats.bytes), msg});
+  }
+  print_table(rows);
+  return 0;
+}
+
+struct DiffOptions {
+  std::string from, to;
+  bool exit_code = false;
+};
+
+int run_diff(const DiffOptions& o, Context& ctx) {
+  auto* c = ctx.client();
+  if (!c) return ctx.status();
+  auto r = c->diff(pfs::Ref::any(o.from), pfs::Ref::any(o.to));
+  if (!r) return ctx.fail(r.error());
+  if (ctx.globals.json) {
+    ctx.print_json(*r);
+  } else if (!r->empty()) {
+    std::vector<std::vector<std::string>> rows{{"CHANGE", "PATH", "OLD SIZE", "NEW SIZE"}};
+    for (const auto& d : *r) {
+      bool added = d.change == pfs::DiffEntry::Change::kAdded;
+      bool deleted = d.change == pfs::DiffEntry::Change::kDeleted;
+      rows.push_back({std::string(pfs::change_name(d.change)), d.path,
+                      added ? "-" : human_size(d.old_size), deleted ? "-" : human_size(d.new_size)});
+    }
+    print_table(rows);
+  }
+  return o.exit_code && !r->empty() ? 1 : 0;
+}
+
+struct RevertOptions {
+  std::string branch = "master", commit, message;
+  bool force = false;
+};
+
+struct MergeOptions {
+  std::string into = "master", from, message, on_conflict = "fail";
+};
+
+int run_merge(const MergeOptions& o, Context& ctx) {
+  auto* c = ctx.client();
+  if (!c) return ctx.status();
+  pfs::MergeOptions opts;
+  opts.message = o.message;
+  if (o.on_conflict == "ours") opts.on_conflict = pfs::MergeOptions::Strategy::kOurs;
+  if (o.on_conflict == "theirs") opts.on_conflict = pfs::MergeOptions::Strategy::kTheirs;
+  auto r = c->merge(o.into, o.from, opts);
+  if (!r) return ctx.fail(r.error());
+  if (ctx.globals.json) ctx.print_json(*r);
+  if (r->up_to_date) {
+    if (!ctx.globals.json) fmt::print(stderr, "Already up to date: \"{}\" has everything of \"{}\".\n", o.into, o.from);
+    return 0;
+  }
+  if (!r->commit) {
+    fmt::print(stderr, "pachctl: merge of \"{}\" into \"{}\" stopped: {} path(s) changed differently on both sides:\n",
+               o.from, o.into, r->conflicts.size());
+    for (const auto& p : r->conflicts) fmt::print(stderr, "  conflict: {}\n", p);
+    fmt::print(stderr, "Nothing was changed. Make the files agree on one side and merge again, "
+                       "or choose a side with --on-conflict ours|theirs.\n");
+    return pfs::exit_status(pfs::ErrorCode::kConflict);
+  }
+  for (const auto& p : r->conflicts)
+    fmt::print(stderr, "pachctl: conflict on {} resolved as {}\n", p, o.on_conflict);
+  if (!ctx.globals.json) fmt::print("{}\n", r->commit->id);
+  return 0;
+}
+
+}  // namespace
+
+void setup_commit_commands(CLI::App& app, Context& ctx) {
+  auto co = std::make_shared<CommitOptions>();
+  auto* s = app.add_subcommand("commit", "Commit a branch's working state; prints the new commit id");
+  s->add_option("-b,--branch", co->branch, "The branch")->capture_default_str()->type_name("BRANCH");
+  s->add_option("-m,--message", co->message, "A message describing the commit");
+  add_runner(s, [co, &ctx]() -> int {
+    auto* c = ctx.client();
+    if (!c) return ctx.status();
+    auto r = c->commit(co->branch, co->message);
+    if (!r) return ctx.fail(r.error());
+    if (ctx.globals.json) ctx.print_json(*r);
+    else fmt::print("{}\n", r->id);
+    return 0;
+  });
+
+  auto log = std::make_shared<LogOptions>();
+  s = app.add_subcommand("list-commit", "List a branch's commits, newest first");
+  s->alias("log");
+  s->add_option("-b,--branch", log->branch, "The branch whose history to list")->capture_default_str()->type_name("BRANCH");
+  s->add_flag("-a,--all", log->all, "List every commit of the store");
+  s->add_option("-n,--limit", log->limit, "At most this many commits")->type_name("N");
+  add_runner(s, [log, &ctx] { return run_log(*log, ctx); });
+
+  auto commit_arg = std::make_shared<std::string>();
+  s = app.add_subcommand("inspect-commit", "Show one commit");
+  s->add_option("COMMIT", *commit_arg, "Commit id, unique prefix, or branch name (its head)")->required();
+  add_runner(s, [commit_arg, &ctx]() -> int {
+    auto* c = ctx.client();
+    if (!c) return ctx.status();
+    auto r = c->inspect_commit(*commit_arg);
+    if (!r) return ctx.fail(r.error());
+    if (ctx.globals.json) ctx.print_json(*r);
+    else print_commit(*r);
+    return 0;
+  });
+
+  auto del_arg = std::make_shared<std::string>();
+  s = app.add_subcommand("delete-commit", "Delete a commit that no branch or commit depends on");
+  s->add_option("COMMIT", *del_arg, "Commit id or unique prefix")->required();
+  add_runner(s, [del_arg, &ctx]() -> int {
+    auto* c = ctx.client();
+    if (!c) return ctx.status();
+    auto r = c->delete_commit(*del_arg);
+    if (!r) return ctx.fail(r.error());
+    return 0;
+  });
+
+  auto diff = std::make_shared<DiffOptions>();
+  s = app.add_subcommand("diff", "Show files added, modified and deleted from FROM to TO");
+  s->add_option("FROM", diff->from, "Commit (id or prefix) or branch (its working state)")->required();
+  s->add_option("TO", diff->to, "Commit (id or prefix) or branch (its working state)")->required();
+  s->add_flag("--exit-code", diff->exit_code, "Exit with status 1 when there are differences");
+  add_runner(s, [diff, &ctx] { return run_diff(*diff, ctx); });
+
+  auto rev = std::make_shared<RevertOptions>();
+  s = app.add_subcommand("revert", "Make a branch hold a prior commit's files again, as a new commit");
+  s->add_option("-b,--branch", rev->branch, "The branch to revert")->capture_default_str()->type_name("BRANCH");
+  s->add_option("-m,--message", rev->message, "Message of the new commit (default: \"revert to ID\")");
+  s->add_flag("-f,--force", rev->force, "Discard the branch's uncommitted changes");
+  s->add_option("COMMIT", rev->commit, "The commit whose files to restore")->required();
+  add_runner(s, [rev, &ctx]() -> int {
+    auto* c = ctx.client();
+    if (!c) return ctx.status();
+    pfs::RevertOptions opts;
+    opts.force = rev->force;
+    opts.message = rev->message;
+    auto r = c->revert(rev->branch, rev->commit, opts);
+    if (!r) return ctx.fail(r.error());
+    if (ctx.globals.json) ctx.print_json(*r);
+    else fmt::print("{}\n", r->id);
+    return 0;
+  });
+
+  auto merge = std::make_shared<MergeOptions>();
+  s = app.add_subcommand("merge", "Merge a branch's head into another branch (three-way, by file)");
+  s->add_option("-b,--branch,--into", merge->into, "The branch to merge into")->capture_default_str()->type_name("INTO");
+  s->add_option("-m,--message", merge->message, "Message of the merge commit");
+  s->add_option("--on-conflict", merge->on_conflict, "fail (change nothing), ours or theirs")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fail", "ours", "theirs"}));
+  s->add_option("FROM_BRANCH", merge->from, "The branch whose changes to take")->required();
+  add_runner(s, [merge, &ctx] { return run_merge(*merge, ctx); });
+}
+
+}  // namespace pachctl

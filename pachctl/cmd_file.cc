@@ -1,0 +1,166 @@
+// put-file, get-file, delete-file, list-file.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/core.h>
+
+#include "cli.h"
+
+namespace pachctl {
+
+namespace {
+
+struct PutOptions {
+  std::string branch = "master";
+  bool append = false;
+  bool recursive = false;
+  std::string path;
+  std::string local;
+};
+
+int run_put(const PutOptions& o, Context& ctx) {
+  auto* c = ctx.client();
+  if (!c) return ctx.status();
+  if (o.recursive) {
+    if (o.local.empty() || o.local == "-")
+      return ctx.fail(pfs::ErrorCode::kInvalidArgument, "put-file -r needs a local directory: pachctl put-file -r PATH DIR");
+    if (o.append) return ctx.fail(pfs::ErrorCode::kInvalidArgument, "--append cannot be used with -r");
+    auto r = c->put_dir(o.branch, o.path, o.local);
+    if (!r) return ctx.fail(r.error());
+    for (const auto& s : r->skipped)
+      fmt::print(stderr, "pachctl: skipped {}/{}: not a regular file or directory\n", o.local, s);
+    if (ctx.globals.json) ctx.print_json(*r);
+    return 0;
+  }
+  int fd = 0;
+  if (!o.local.empty() && o.local != "-") {
+    fd = ::open(o.local.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return ctx.fail(errno == ENOENT ? pfs::ErrorCode::kNotFound : pfs::ErrorCode::kIo,
+                      fmt::format("cannot read {}: {}", o.local, std::strerror(errno)));
+  } else if (::isatty(0)) {
+    fmt::print(stderr, "pachctl: reading {} from standard input (end with Ctrl-D)\n", o.path);
+  }
+  auto src = pfs::Source::from_fd(fd);
+  pfs::PutOptions opts;
+  opts.append = o.append;
+  auto r = c->put_file(o.branch, o.path, *src, opts);
+  if (fd > 0) ::close(fd);
+  if (!r) return ctx.fail(r.error());
+  if (ctx.globals.json) ctx.print_json(*r);
+  return 0;
+}
+
+struct GetOptions {
+  std::string commit, branch, out, path;
+};
+
+int run_get(const GetOptions& o, Context& ctx) {
+  auto* c = ctx.client();
+  if (!c) return ctx.status();
+  int fd = 1;
+  std::string tmp;
+  if (!o.out.empty() && o.out != "-") {
+    // Write beside the target and rename, so a failed read leaves no half file.
+    tmp = o.out + ".pachctl-tmp";
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+      return ctx.fail(pfs::ErrorCode::kIo, fmt::format("cannot write {}: {}", o.out, std::strerror(errno)));
+  }
+  auto sink = pfs::Sink::to_fd(fd);
+  auto r = c->get_file(read_ref(o.commit, o.branch), o.path, *sink);
+  if (!tmp.empty()) {
+    bool ok = r.ok() && ::fsync(fd) == 0;
+    ::close(fd);
+    if (!ok || ::rename(tmp.c_str(), o.out.c_str()) != 0) {
+      ::unlink(tmp.c_str());
+      if (r) return ctx.fail(pfs::ErrorCode::kIo, fmt::format("cannot write {}: {}", o.out, std::strerror(errno)));
+    }
+  }
+  if (!r) return ctx.fail(r.error());
+  return 0;
+}
+
+struct DeleteOptions {
+  std::string branch = "master", path;
+};
+
+int run_delete(const DeleteOptions& o, Context& ctx) {
+  auto* c = ctx.client();
+  if (!c) return ctx.status();
+  auto r = c->delete_file(o.branch, o.path);
+  if (!r) return ctx.fail(r.error());
+  if (ctx.globals.json) ctx.print_json(*r);
+  return 0;
+}
+
+struct ListOptions {
+  std::string commit, branch, path;
+  bool recursive = false;
+};
+
+int run_list(const ListOptions& o, Context& ctx) {
+  auto* c = ctx.client();
+  if (!c) return ctx.status();
+  pfs::ListOptions opts;
+  opts.recursive = o.recursive;
+  auto r = c->list_files(read_ref(o.commit, o.branch), o.path, opts);
+  if (!r) return ctx.fail(r.error());
+  if (ctx.globals.json) {
+    ctx.print_json(*r);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows{{"NAME", "TYPE", "SIZE"}};
+  for (const auto& f : *r) {
+    bool dir = f.type == pfs::FileInfo::Type::kDirectory;
+    rows.push_back({dir ? f.path + "/" : f.path, dir ? "dir" : "file", dir ? "-" : human_size(f.size)});
+  }
+  print_table(rows);
+  return 0;
+}
+
+void add_read_options(CLI::App* s, std::string& commit, std::string& branch) {
+  auto* c = s->add_option("-c,--commit", commit, "Read this commit (id, unique prefix, or branch name for its head)")
+                ->type_name("COMMIT");
+  auto* b = s->add_option("-b,--branch", branch, "Read this branch's working state (default: master)")
+                ->type_name("BRANCH");
+  c->excludes(b);
+}
+
+}  // namespace
+
+void setup_file_commands(CLI::App& app, Context& ctx) {
+  auto put = std::make_shared<PutOptions>();
+  auto* s = app.add_subcommand("put-file", "Write a file (or, with -r, a directory) to a branch");
+  s->add_option("-b,--branch", put->branch, "The branch to write to")->capture_default_str()->type_name("BRANCH");
+  s->add_flag("-a,--append", put->append, "Append to the file instead of replacing it");
+  s->add_flag("-r,--recursive", put->recursive, "LOCAL is a directory: copy all of it to PATH (\".\" for the root)");
+  s->add_option("PATH", put->path, "The path in the branch")->required();
+  s->add_option("LOCAL", put->local, "A local file (default: standard input; \"-\" too)");
+  add_runner(s, [put, &ctx] { return run_put(*put, ctx); });
+
+  auto get = std::make_shared<GetOptions>();
+  s = app.add_subcommand("get-file", "Print a file of a commit or branch (or write it with -o)");
+  add_read_options(s, get->commit, get->branch);
+  s->add_option("-o,--output", get->out, "Write to this local file instead of standard output")->type_name("FILE");
+  s->add_option("PATH", get->path, "The file's path")->required();
+  add_runner(s, [get, &ctx] { return run_get(*get, ctx); });
+
+  auto del = std::make_shared<DeleteOptions>();
+  s = app.add_subcommand("delete-file", "Delete a file or directory from a branch");
+  s->add_option("-b,--branch", del->branch, "The branch")->capture_default_str()->type_name("BRANCH");
+  s->add_option("PATH", del->path, "The file or directory")->required();
+  add_runner(s, [del, &ctx] { return run_delete(*del, ctx); });
+
+  auto list = std::make_shared<ListOptions>();
+  s = app.add_subcommand("list-file", "List a directory, a file, or the paths a glob matches");
+  add_read_options(s, list->commit, list->branch);
+  s->add_flag("-R,--recursive", list->recursive, "List everything below the directory");
+  s->add_option("PATH", list->path, "A directory (default: the root), a file, or a glob such as 'data/*.csv' or '**/*.json'");
+  add_runner(s, [list, &ctx] { return run_list(*list, ctx); });
+}
+
+}  // namespace pachctl

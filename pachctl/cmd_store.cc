@@ -1,0 +1,77 @@
+// init, status, fsck: commands about the store as a whole.
+#include <fmt/core.h>
+
+#include "cli.h"
+
+namespace pachctl {
+
+namespace {
+
+struct InitOptions {
+  std::string dir;
+  std::string backend = "auto";
+};
+
+int run_init(const InitOptions& o, Context& ctx) {
+  pfs::InitOptions opts;
+  if (o.backend == "btrfs") opts.backend = pfs::BackendKind::kBtrfs;
+  else if (o.backend == "portable") opts.backend = pfs::BackendKind::kPortable;
+  std::string dir = o.dir.empty() ? ctx.store_dir() : o.dir;
+  auto info = pfs::init_store(dir, opts);
+  if (!info) return ctx.fail(info.error());
+  if (ctx.globals.json) ctx.print_json(*info);
+  else fmt::print("Initialized empty pfs store in {} (backend: {})\n", info->path, info->backend);
+  return 0;
+}
+
+int run_status(Context& ctx) {
+  auto* c = ctx.client();
+  if (!c) return ctx.status();
+  auto info = c->info();
+  if (!info) return ctx.fail(info.error());
+  if (ctx.globals.json) {
+    ctx.print_json(*info);
+    return 0;
+  }
+  fmt::print("Store:    {}\nBackend:  {}\nFormat:   {}\nBranches: {}\nCommits:  {}\n", info->path,
+             info->backend, info->format, info->branches, info->commits);
+  return 0;
+}
+
+int run_fsck(bool repair, Context& ctx) {
+  auto* c = ctx.client();
+  if (!c) return ctx.status();
+  auto r = c->fsck(repair);
+  if (!r) return ctx.fail(r.error());
+  if (ctx.globals.json) {
+    ctx.print_json(*r);
+  } else {
+    for (const auto& s : r->repaired) fmt::print("repaired: {}\n", s);
+    for (const auto& s : r->problems) fmt::print("problem: {}\n", s);
+    fmt::print("{}: checked {} commits and {} branches, {} problems\n",
+               r->problems.empty() ? "ok" : "FAILED", r->commits_checked, r->branches_checked,
+               r->problems.size());
+  }
+  return r->problems.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+void setup_store_commands(CLI::App& app, Context& ctx) {
+  auto init = std::make_shared<InitOptions>();
+  auto* s = app.add_subcommand("init", "Create a new, empty store (with branch master)");
+  s->add_option("DIR", init->dir, "Where (default: --store, $PFS_STORE or ~/.local/share/pfs)");
+  s->add_option("--backend", init->backend, "btrfs, portable or auto (btrfs when possible)")
+      ->check(CLI::IsMember({"auto", "btrfs", "portable"}));
+  add_runner(s, [init, &ctx] { return run_init(*init, ctx); });
+
+  s = app.add_subcommand("status", "Show the store's path, backend and size");
+  add_runner(s, [&ctx] { return run_status(ctx); });
+
+  auto repair = std::make_shared<bool>(false);
+  s = app.add_subcommand("fsck", "Check the store's consistency (exit 1 if problems remain)");
+  s->add_flag("--repair", *repair, "Finish interrupted operations and remove their leftovers");
+  add_runner(s, [repair, &ctx] { return run_fsck(*repair, ctx); });
+}
+
+}  // namespace pachctl

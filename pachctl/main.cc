@@ -1,0 +1,152 @@
+// pachctl: the command-line tool of pfs.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+
+#include <fmt/core.h>
+
+#include "cli.h"
+
+namespace pachctl {
+
+namespace {
+std::map<CLI::App*, Runner>& runners() {
+  static std::map<CLI::App*, Runner> r;
+  return r;
+}
+}  // namespace
+
+void add_runner(CLI::App* sub, Runner run) { runners()[sub] = std::move(run); }
+
+int run_selected(CLI::App& app) {
+  for (auto* sub : app.get_subcommands()) {
+    auto it = runners().find(sub);
+    if (it != runners().end()) return it->second();
+  }
+  fmt::print(stderr, "{}", app.help());
+  return 2;
+}
+
+std::string Context::store_dir() const {
+  if (!globals.store.empty()) return globals.store;
+  if (const char* s = std::getenv("PFS_STORE"); s && *s) return s;
+  if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) return std::string(x) + "/pfs";
+  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.local/share/pfs";
+  return "pfs";
+}
+
+pfs::Client* Context::client() {
+  if (client_) return client_.get();
+  auto c = pfs::open_store(store_dir());
+  if (!c) {
+    fail(c.error());
+    return nullptr;
+  }
+  client_ = std::move(*c);
+  return client_.get();
+}
+
+int Context::fail(const pfs::Error& e) {
+  fmt::print(stderr, "pachctl: {}\n", e.message);
+  status_ = pfs::exit_status(e.code);
+  return status_;
+}
+
+void Context::print_json(const nlohmann::json& j) const { fmt::print("{}\n", j.dump(2)); }
+
+std::string human_size(std::uint64_t bytes) {
+  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  if (bytes < 1024) return fmt::format("{} B", bytes);
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 5) {
+    v /= 1024;
+    ++u;
+  }
+  return fmt::format("{:.1f} {}", v, units[u]);
+}
+
+std::string short_time(std::int64_t ns) {
+  std::string t = pfs::format_time_utc(ns);  // 2026-11-24T19:02:28.123456789Z
+  return t.substr(0, 10) + " " + t.substr(11, 8);
+}
+
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& r : rows)
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      if (width.size() <= i) width.push_back(0);
+      width[i] = std::max(width[i], r[i].size());
+    }
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
+    }
+    fmt::print("{}\n", line);
+  }
+}
+
+pfs::Ref read_ref(const std::string& commit, const std::string& branch) {
+  if (!commit.empty()) return pfs::Ref::commit(commit);
+  return pfs::Ref::branch(branch.empty() ? "master" : branch);
+}
+
+}  // namespace pachctl
+
+int main(int argc, char** argv) {
+  using namespace pachctl;
+  CLI::App app{"pachctl: version-controlled file system for data (pfs)\n\n"
+               "Every command works on a store: --store DIR, or $PFS_STORE, or\n"
+               "~/.local/share/pfs. Run 'pachctl help COMMAND' or 'man pachctl-COMMAND'."};
+  app.name("pachctl");
+  app.require_subcommand(0, 1);
+  app.set_version_flag("--version", std::string("pachctl ") + std::string(pfs::version()));
+  Context ctx;
+  app.add_option("-s,--store", ctx.globals.store, "The store's directory (default: $PFS_STORE)")
+      ->type_name("DIR");
+  app.add_flag("--json", ctx.globals.json, "Print results as JSON, for scripts");
+
+  setup_store_commands(app, ctx);
+  setup_file_commands(app, ctx);
+  setup_commit_commands(app, ctx);
+  setup_branch_commands(app, ctx);
+
+  auto* help = app.add_subcommand("help", "Show the help of pachctl or of one command");
+  std::string topic;
+  help->add_option("COMMAND", topic, "The command to explain");
+  add_runner(help, [&]() -> int {
+    if (topic.empty()) {
+      fmt::print("{}", app.help());
+      return 0;
+    }
+    for (auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      if (sub->get_name() == topic || sub->check_name(topic)) {
+        fmt::print("{}", sub->help());
+        return 0;
+      }
+    }
+    return ctx.fail(pfs::ErrorCode::kInvalidArgument,
+                    fmt::format("unknown command \"{}\" (list commands with: pachctl help)", topic));
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "pachctl: {}\nRun 'pachctl help' for usage.\n", e.what());
+    return 2;
+  }
+  if (app.get_subcommands().empty()) {
+    fmt::print("{}", app.help());
+    return 0;
+  }
+  return run_selected(app);
+}
