@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
                "~/.local/share/pfs. Run 'pachctl help COMMAND' or 'man pachctl-COMMAND'."};
   app.name("pachctl");
   app.require_subcommand(0, 1);
+  app.fallthrough();  // global options may follow the command: pachctl log --json
   app.set_version_flag("--version", std::string("pachctl ") + std::string(pfs::version()));
   Context ctx;
   app.add_option("-s,--store", ctx.globals.store, "The store's directory (default: $PFS_STORE)")

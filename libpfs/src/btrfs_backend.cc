@@ -441,10 +441,12 @@ class BtrfsBackend final : public Backend {
   void freeze(WorkTree& tree, const std::string& id) override {
     auto& t = static_cast<BtrfsWorkTree&>(tree);
     if (::syncfs(t.tree_.root()) != 0) fail_errno(errno, "sync");
-    auto err = btrfs_util_set_subvolume_read_only_fd(t.tree_.root(), true);
-    if (err) fail_btrfs(err, "make commit " + id + " read-only");
+    // NOTE: rename first: moving a read-only subvolume to another directory
+    // fails with EROFS (its ".." would change).
     if (::renameat(tmp_.get(), t.name_.c_str(), commits_.get(), id.c_str()) != 0)
       fail_errno(errno, "publish commit tree " + id);
+    auto err = btrfs_util_set_subvolume_read_only_fd(t.tree_.root(), true);
+    if (err) fail_btrfs(err, "make commit " + id + " read-only");
   }
 
   void delete_commit_tree(const std::string& id) override { delete_subvolume(commits_.get(), id); }

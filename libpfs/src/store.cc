@@ -349,9 +349,14 @@ class LocalStore final : public Client {
       st.pending_id = c.id;
       save_state(st);
       crash_point("commit.after-intent");
-      backend_->snapshot(b, c.id);
-      crash_point("commit.after-snapshot");
-      write_commit(c);  // the commit point
+      try {
+        backend_->snapshot(b, c.id);
+        crash_point("commit.after-snapshot");
+        write_commit(c);  // the commit point
+      } catch (...) {
+        rollback(st);
+        throw;
+      }
       crash_point("commit.after-meta");
       st.info.head = c.id;
       st.info.dirty = false;
@@ -504,9 +509,14 @@ class LocalStore final : public Client {
       c.time_ns = now_ns();
       c.message = opts.message.empty() ? "revert to " + target : opts.message;
       c.stats = t.stats;
-      auto work = begin_work(st, "revert", c.id, target);
-      backend_->freeze(*work, c.id);
-      finish_work(st, c);
+      try {
+        auto work = begin_work(st, "revert", c.id, target);
+        backend_->freeze(*work, c.id);
+        finish_work(st, c);
+      } catch (...) {
+        rollback(st);
+        throw;
+      }
       return c;
     });
   }
@@ -564,7 +574,19 @@ class LocalStore final : public Client {
       c.branch = b;
       c.time_ns = now_ns();
       c.message = opts.message.empty() ? fmt::format("merge {} into {}", f, b) : opts.message;
-      auto work = begin_work(st, "merge", c.id, ours_id);
+      try {
+        return apply_merge(st, c, take, *theirs, opts, result);
+      } catch (...) {
+        rollback(st);
+        throw;
+      }
+    });
+  }
+
+  MergeResult apply_merge(BranchState& st, CommitInfo& c, const std::vector<DiffEntry>& take,
+                          TreeReader& theirs_tree, const MergeOptions& opts, MergeResult result) {
+      auto* theirs = &theirs_tree;
+      auto work = begin_work(st, "merge", c.id, c.parent);
       std::vector<std::string> clashes;
       for (auto& d : take) {
         if (d.change == DiffEntry::Change::kDeleted) {
@@ -590,7 +612,6 @@ class LocalStore final : public Client {
       finish_work(st, c);
       result.commit = c;
       return result;
-    });
   }
 
   Result<FsckReport> fsck(bool repair) override {
@@ -702,6 +723,17 @@ class LocalStore final : public Client {
     st.pending_id = id;
     save_state(st);
     return backend_->work_tree(base, id);
+  }
+
+  // Undoes a failed (not crashed) operation that had not reached its commit
+  // point. Past it, the operation is left for recovery to roll forward.
+  void rollback(BranchState& st) noexcept {
+    try {
+      if (st.pending_id.empty() || read_commit(st.pending_id)) return;
+      backend_->delete_commit_tree(st.pending_id);
+      abandon_work(st);
+    } catch (...) {  // left for recovery at the branch's next write
+    }
   }
 
   void abandon_work(BranchState& st) {
