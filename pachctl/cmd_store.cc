@@ -47,10 +47,11 @@ int run_fsck(bool repair, Context& ctx) {
     ctx.print_json(*r);
   } else {
     for (const auto& s : r->repaired) fmt::print("repaired: {}\n", s);
+    for (const auto& s : r->leftovers) fmt::print("leftover: {}\n", s);
     for (const auto& s : r->problems) fmt::print("problem: {}\n", s);
-    fmt::print("{}: checked {} commits and {} branches, {} problems\n",
+    fmt::print("{}: checked {} commits and {} branches, {} problems, {} leftovers\n",
                r->problems.empty() ? "ok" : "FAILED", r->commits_checked, r->branches_checked,
-               r->problems.size());
+               r->problems.size(), r->leftovers.size());
   }
   return r->problems.empty() ? 0 : 1;
 }

@@ -126,6 +126,7 @@ void to_json(json& j, const FsckReport& v) {
            {"commits_checked", v.commits_checked},
            {"branches_checked", v.branches_checked},
            {"problems", v.problems},
+           {"leftovers", v.leftovers},
            {"repaired", v.repaired}};
 }
 

@@ -291,9 +291,7 @@ class LocalStore final : public Client {
       BranchState st = load_and_recover(b);
       if (!backend_->open_branch(b)->stat(p))
         failf(ErrorCode::kNotFound, "\"{}\" not found in branch \"{}\" (list files with: pachctl list-file -b {})", p, b, b);
-      st.stats_stale = true;
-      save_state(st);
-      TreeStats removed = backend_->remove(b, p);
+      TreeStats removed = while_stale(st, [&] { return backend_->remove(b, p); });
       crash_point("delete.after-remove");
       st.info.stats.files -= std::min(st.info.stats.files, removed.files);
       st.info.stats.bytes -= std::min(st.info.stats.bytes, removed.bytes);
@@ -702,13 +700,39 @@ class LocalStore final : public Client {
     return st;
   }
 
+  // Runs a change of the working tree with the branch's figures marked
+  // stale, so a crash in it makes recovery recount them. A change that fails
+  // (most fail before touching anything) is recounted on the spot, and the
+  // branch keeps its state when nothing changed.
+  template <class Fn>
+  auto while_stale(BranchState& st, Fn fn) -> decltype(fn()) {
+    BranchState before = st;
+    st.stats_stale = true;
+    save_state(st);
+    try {
+      return fn();
+    } catch (...) {
+      try {
+        TreeStats now = count_tree(*backend_->open_branch(st.info.name));
+        if (now.files == before.info.stats.files && now.bytes == before.info.stats.bytes) {
+          st = before;
+        } else {
+          st.info.stats = now;
+          st.info.dirty = true;
+          st.stats_stale = false;
+        }
+        save_state(st);
+      } catch (...) {  // recovery recounts at the next write
+      }
+      throw;
+    }
+  }
+
   void publish(const std::string& b, Staging& staged, const std::string& p, bool append) {
     FileLock graph(locks_.get(), "graph", false);
     FileLock lock(locks_.get(), "branch." + b, true);
     BranchState st = load_and_recover(b);
-    st.stats_stale = true;
-    save_state(st);
-    StatsDelta d = backend_->publish(b, staged, p, append);
+    StatsDelta d = while_stale(st, [&] { return backend_->publish(b, staged, p, append); });
     crash_point("put.after-publish");
     st.info.stats.files = static_cast<std::uint64_t>(static_cast<std::int64_t>(st.info.stats.files) + d.files);
     st.info.stats.bytes = static_cast<std::uint64_t>(static_cast<std::int64_t>(st.info.stats.bytes) + d.bytes);
@@ -1007,7 +1031,7 @@ class LocalStore final : public Client {
           st = load_and_recover(b);
           r.repaired.push_back(fmt::format("branch \"{}\": finished an interrupted operation", b));
         } else {
-          problem(fmt::format("branch \"{}\": an operation was interrupted (run pachctl fsck --repair, or write to the branch)", b));
+          r.leftovers.push_back(fmt::format("branch \"{}\": an interrupted {} is finished or undone at its next write (or by fsck --repair)", b, st.pending_op.empty() ? "write" : st.pending_op));
           continue;
         }
       }
@@ -1032,7 +1056,7 @@ class LocalStore final : public Client {
         backend_->delete_commit_tree(id);
         r.repaired.push_back(fmt::format("removed the tree of unfinished commit {}", id));
       } else {
-        problem(fmt::format("tree {} belongs to no commit (left by an interrupted commit; run pachctl fsck --repair)", id));
+        r.leftovers.push_back(fmt::format("tree {} belongs to no commit (left by an interrupted operation; fsck --repair removes it)", id));
       }
     }
     for (auto& b : backend_->list_branch_trees()) {
@@ -1041,7 +1065,7 @@ class LocalStore final : public Client {
         backend_->delete_branch_tree(b);
         r.repaired.push_back(fmt::format("removed the working tree of deleted branch \"{}\"", b));
       } else {
-        problem(fmt::format("working tree \"{}\" belongs to no branch (left by an interrupted branch operation; run pachctl fsck --repair)", b));
+        r.leftovers.push_back(fmt::format("working tree \"{}\" belongs to no branch (left by an interrupted branch operation; fsck --repair removes it)", b));
       }
     }
     return r;

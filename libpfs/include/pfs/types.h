@@ -78,8 +78,11 @@ struct MergeResult {
 struct FsckReport {
   std::uint64_t commits_checked = 0;
   std::uint64_t branches_checked = 0;
-  std::vector<std::string> problems;    // empty when the store is consistent
-  std::vector<std::string> repaired;    // what --repair fixed
+  std::vector<std::string> problems;    // damage: empty when the store is consistent
+  // Harmless traces of interrupted operations (a crash mid-commit, ...):
+  // readers never see them, the branch's next write or repair clears them.
+  std::vector<std::string> leftovers;
+  std::vector<std::string> repaired;    // what repair fixed
 };
 
 struct StoreInfo {

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# deps.sh: installs the Debian 12 packages pfs needs to build, test and run.
+# Idempotent: does nothing when everything is already there. Needs root.
+set -eu -o pipefail
+PACKAGES=(
+  g++ meson ninja-build pkg-config          # toolchain
+  libcli11-dev libcurl4-openssl-dev nlohmann-json3-dev libbtrfsutil-dev libfmt-dev doctest-dev
+  btrfs-progs                               # mkfs.btrfs for the test file system
+  jq                                        # the end-to-end tests read --json output with it
+  git                                       # the benchmark compares against git
+  util-linux                                # losetup, mount
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps.sh: missing packages: ${missing[*]}; run as root (or: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

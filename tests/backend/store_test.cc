@@ -1,0 +1,667 @@
+// The store conformance suite: every Client operation through the public API
+// only, on a real store. Each case gets a fresh store under $PFS_TEST_ROOT.
+#include "../test_main.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <pfs/json.h>
+#include <pfs/pfs.h>
+
+namespace fs = std::filesystem;
+using namespace pfs;
+
+namespace {
+
+std::string unique_dir(const std::string& tag) {
+  static std::atomic<int> n{0};
+  return test_root() + "/" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+}
+
+struct Store {
+  std::string path;
+  std::unique_ptr<Client> c;
+  explicit Store(const std::string& tag = "store") : path(unique_dir(tag)) {
+    auto info = init_store(path);
+    REQUIRE_MESSAGE(info.ok(), (info.ok() ? "" : info.error().message));
+    auto opened = open_store(path);
+    REQUIRE(opened.ok());
+    c = std::move(*opened);
+  }
+  Client* operator->() { return c.get(); }
+
+  void put(const std::string& path_in_tree, const std::string& data, const std::string& branch = "master") {
+    auto src = Source::from_string(data);
+    auto r = c->put_file(branch, path_in_tree, *src);
+    REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
+  }
+  std::string get(const Ref& ref, const std::string& p) {
+    std::string out;
+    auto sink = Sink::to_string(&out);
+    auto r = c->get_file(ref, p, *sink);
+    REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
+    return out;
+  }
+  std::string commit(const std::string& branch = "master", const std::string& msg = "") {
+    auto r = c->commit(branch, msg);
+    REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
+    return r->id;
+  }
+  std::vector<std::string> paths(const Ref& ref, const std::string& dir = "", bool recursive = true) {
+    ListOptions o;
+    o.recursive = recursive;
+    auto r = c->list_files(ref, dir, o);
+    REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
+    std::vector<std::string> out;
+    for (auto& f : *r) out.push_back(f.path + (f.type == FileInfo::Type::kDirectory ? "/" : ""));
+    return out;
+  }
+  void check_fsck() {
+    auto r = c->fsck();
+    REQUIRE(r.ok());
+    std::string all;
+    for (auto& p : r->problems) all += p + "\n";
+    CHECK_MESSAGE(r->problems.empty(), all);
+    CHECK(r->leftovers.empty());
+  }
+};
+
+// REQUIRE that a Result is ok, showing its error message when not.
+#define REQUIRE_OK(r) REQUIRE_MESSAGE((r).ok(), ((r).ok() ? std::string() : (r).error().message))
+
+template <class T>
+ErrorCode code(const Result<T>& r) {
+  REQUIRE_FALSE(r.ok());
+  return r.error().code;
+}
+
+Ref M = Ref::branch("master");
+
+}  // namespace
+
+TEST_CASE("init creates an empty master branch; init twice or in a non-empty directory fails") {
+  Store s;
+  auto info = s->info();
+  REQUIRE_OK(info);
+  CHECK(info->backend == "btrfs");
+  CHECK(info->branches == 1);
+  CHECK(info->commits == 0);
+  auto b = s->inspect_branch("master");
+  REQUIRE_OK(b);
+  CHECK(b->head.empty());
+  CHECK_FALSE(b->dirty);
+  CHECK(code(init_store(s.path)) == ErrorCode::kAlreadyExists);
+  std::string full = unique_dir("nonempty");
+  fs::create_directories(full);
+  std::ofstream(full + "/x") << "x";
+  CHECK(code(init_store(full)) == ErrorCode::kInvalidArgument);
+  CHECK_FALSE(fs::exists(full + "/pfs-store.json"));
+}
+
+TEST_CASE("opening a directory that is not a store is a clear not-found") {
+  std::string d = unique_dir("plain");
+  fs::create_directories(d);
+  auto r = open_store(d);
+  CHECK(code(r) == ErrorCode::kNotFound);
+  CHECK(r.error().message.find("pachctl init") != std::string::npos);
+  CHECK(code(open_store(d + "/missing")) == ErrorCode::kNotFound);
+}
+
+TEST_CASE("put, get, overwrite and append") {
+  Store s;
+  s.put("a/b/c.txt", "hello");
+  CHECK(s.get(M, "a/b/c.txt") == "hello");
+  s.put("a/b/c.txt", "bye");
+  CHECK(s.get(M, "a/b/c.txt") == "bye");
+  PutOptions app;
+  app.append = true;
+  auto src = Source::from_string(" world");
+  { auto _r = s->put_file("master", "a/b/c.txt", *src, app); REQUIRE_OK(_r); }
+  CHECK(s.get(M, "a/b/c.txt") == "bye world");
+  auto src2 = Source::from_string("new");
+  { auto _r = s->put_file("master", "fresh.txt", *src2, app); REQUIRE_OK(_r); }  // append creates
+  CHECK(s.get(M, "fresh.txt") == "new");
+  s.put("empty", "");
+  CHECK(s.get(M, "empty").empty());
+  auto b = s->inspect_branch("master");
+  CHECK(b->dirty);
+  CHECK(b->stats.files == 3);
+  CHECK(b->stats.bytes == 9 + 3);
+  s.check_fsck();
+}
+
+TEST_CASE("put from a file descriptor streams large data intact") {
+  Store s;
+  std::string local = unique_dir("local");
+  std::string data(5 * 1024 * 1024 + 17, '\0');
+  std::mt19937 rng(42);
+  for (auto& ch : data) ch = static_cast<char>(rng());
+  std::ofstream(local, std::ios::binary) << data;
+  int fd = ::open(local.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  auto src = Source::from_fd(fd);
+  { auto _r = s->put_file("master", "big.bin", *src); REQUIRE_OK(_r); }
+  ::close(fd);
+  CHECK(s.get(M, "big.bin") == data);
+  std::string part;
+  auto sink = Sink::to_string(&part);
+  ReadRange range;
+  range.offset = 1000;
+  range.length = 5000;
+  { auto _r = s->get_file(M, "big.bin", *sink, range); REQUIRE_OK(_r); }
+  CHECK(part == data.substr(1000, 5000));
+  range.offset = data.size() + 1;
+  CHECK(code(s->get_file(M, "big.bin", *sink, range)) == ErrorCode::kInvalidArgument);
+}
+
+TEST_CASE("invalid paths are rejected and change nothing") {
+  Store s;
+  s.put("keep.txt", "k");
+  auto before = s->inspect_branch("master");
+  for (const std::string& bad : std::vector<std::string>{"", "/abs", "../x", "a/../../x", "a//b", "./a", ".pfs-staging/x",
+                          std::string("nul\0x", 5), "new\nline"}) {
+    INFO("path: ", bad);
+    auto src = Source::from_string("evil");
+    CHECK(code(s->put_file("master", bad, *src)) == ErrorCode::kInvalidArgument);
+    CHECK(code(s->delete_file("master", bad)) == ErrorCode::kInvalidArgument);
+    std::string out;
+    auto sink = Sink::to_string(&out);
+    CHECK(code(s->get_file(M, bad, *sink)) == ErrorCode::kInvalidArgument);
+  }
+  CHECK(s.paths(M) == std::vector<std::string>{"keep.txt"});
+  auto after = s->inspect_branch("master");
+  CHECK(after->stats.files == before->stats.files);
+  CHECK(after->stats.bytes == before->stats.bytes);
+  CHECK_FALSE(fs::exists(s.path + "/x"));
+  CHECK_FALSE(fs::exists(fs::path(s.path).parent_path() / "x"));
+}
+
+TEST_CASE("a file cannot replace a directory, nor pass through a file") {
+  Store s;
+  s.put("d/f", "1");
+  auto src = Source::from_string("x");
+  CHECK(code(s->put_file("master", "d", *src)) == ErrorCode::kInvalidArgument);
+  auto src2 = Source::from_string("x");
+  CHECK(code(s->put_file("master", "d/f/g", *src2)) == ErrorCode::kInvalidArgument);
+  CHECK(s.paths(M) == std::vector<std::string>{"d/", "d/f"});
+  std::string out;
+  auto sink = Sink::to_string(&out);
+  CHECK(code(s->get_file(M, "d", *sink)) == ErrorCode::kInvalidArgument);
+  CHECK(code(s->get_file(M, "nope", *sink)) == ErrorCode::kNotFound);
+  CHECK(code(s->get_file(Ref::branch("nobranch"), "d/f", *sink)) == ErrorCode::kNotFound);
+  auto src3 = Source::from_string("x");
+  CHECK(code(s->put_file("nobranch", "x", *src3)) == ErrorCode::kNotFound);
+  auto src4 = Source::from_string("x");
+  CHECK(code(s->put_file("bad name", "x", *src4)) == ErrorCode::kInvalidArgument);
+}
+
+TEST_CASE("a symlink planted in a working tree is never followed") {
+  Store s;
+  s.put("d/f", "1");
+  std::string outside = unique_dir("outside");
+  fs::create_directories(outside);
+  std::ofstream(outside + "/secret") << "secret";
+  fs::create_directory_symlink(outside, s.path + "/btrfs/branches/master/link");
+  std::string out;
+  auto sink = Sink::to_string(&out);
+  auto r = s->get_file(M, "link/secret", *sink);
+  CHECK_FALSE(r.ok());
+  CHECK(out.empty());
+  auto src = Source::from_string("owned");
+  CHECK_FALSE(s->put_file("master", "link/planted", *src).ok());
+  CHECK_FALSE(fs::exists(outside + "/planted"));
+}
+
+TEST_CASE("commits are immutable snapshots with history") {
+  Store s;
+  s.put("f", "v1");
+  std::string c1 = s.commit("master", "first");
+  s.put("f", "v2");
+  s.put("g", "new");
+  CHECK(s.get(Ref::commit(c1), "f") == "v1");
+  std::string c2 = s.commit("master", "second");
+  s.put("f", "v3");
+  CHECK(s.get(Ref::commit(c1), "f") == "v1");
+  CHECK(s.get(Ref::commit(c2), "f") == "v2");
+  CHECK(s.get(Ref::commit("master"), "f") == "v2");  // a branch name as a commit: its head
+  CHECK(s.get(M, "f") == "v3");                      // the working state
+  auto log = s->list_commits();
+  REQUIRE_OK(log);
+  REQUIRE(log->size() == 2);
+  CHECK((*log)[0].id == c2);
+  CHECK((*log)[0].parent == c1);
+  CHECK((*log)[0].message == "second");
+  CHECK((*log)[0].stats.files == 2);
+  CHECK((*log)[0].stats.bytes == 5);
+  CHECK((*log)[1].id == c1);
+  CHECK((*log)[1].parent.empty());
+  CHECK((*log)[0].time_ns >= (*log)[1].time_ns);
+  auto c = s->inspect_commit(c2.substr(0, 6));
+  REQUIRE_OK(c);
+  CHECK(c->id == c2);
+  CHECK(code(s->inspect_commit(c2.substr(0, 3))) == ErrorCode::kNotFound);
+  CHECK(code(s->inspect_commit("ffffffffffffffffffffffffffffffff")) == ErrorCode::kNotFound);
+  CHECK(code(s->inspect_commit("")) == ErrorCode::kInvalidArgument);
+  LogOptions lim;
+  lim.limit = 1;
+  CHECK(s->list_commits(lim)->size() == 1);
+  // The commit's tree is read-only on disk too.
+  CHECK(::access((s.path + "/btrfs/commits/" + c1 + "/f").c_str(), W_OK) != 0);
+  s.check_fsck();
+}
+
+TEST_CASE("an unchanged branch still commits, and dirty tracks uncommitted writes") {
+  Store s;
+  std::string c1 = s.commit();
+  std::string c2 = s.commit();
+  CHECK(c1 != c2);
+  CHECK_FALSE(s->inspect_branch("master")->dirty);
+  s.put("x", "1");
+  CHECK(s->inspect_branch("master")->dirty);
+  s.commit();
+  CHECK_FALSE(s->inspect_branch("master")->dirty);
+}
+
+TEST_CASE("branches: create, write independently, list, delete") {
+  Store s;
+  s.put("shared", "base");
+  std::string c1 = s.commit();
+  auto dev = s->create_branch("dev", c1);
+  REQUIRE_OK(dev);
+  CHECK(dev->head == c1);
+  s.put("shared", "dev", "dev");
+  s.put("only-dev", "d", "dev");
+  CHECK(s.get(M, "shared") == "base");
+  CHECK(s.get(Ref::branch("dev"), "shared") == "dev");
+  std::string d1 = s.commit("dev");
+  auto log = s->list_commits(LogOptions{"dev", false, {}});
+  REQUIRE(log->size() == 2);
+  CHECK((*log)[0].id == d1);
+  CHECK((*log)[0].branch == "dev");
+  CHECK((*log)[1].id == c1);
+  auto all = s->list_commits(LogOptions{"master", true, {}});
+  CHECK(all->size() == 2);
+  auto branches = s->list_branches();
+  REQUIRE(branches->size() == 2);
+  CHECK((*branches)[0].name == "dev");
+  CHECK((*branches)[1].name == "master");
+  CHECK(code(s->create_branch("dev")) == ErrorCode::kAlreadyExists);
+  CHECK(code(s->create_branch("bad/name")) == ErrorCode::kInvalidArgument);
+  CHECK(code(s->create_branch("x", "deadbeef")) == ErrorCode::kNotFound);
+  CHECK(code(s->delete_branch("nope")) == ErrorCode::kNotFound);
+  auto from_default = s->create_branch("copy");  // master's head
+  REQUIRE_OK(from_default);
+  CHECK(from_default->head == c1);
+  { auto _r = s->delete_branch("dev"); REQUIRE_OK(_r); }
+  CHECK(code(s->inspect_branch("dev")) == ErrorCode::kNotFound);
+  CHECK(s.get(Ref::commit(d1), "only-dev") == "d");  // its commits stay
+  CHECK_FALSE(fs::exists(s.path + "/btrfs/branches/dev"));
+  { auto _r = s->create_branch("dev", d1); REQUIRE_OK(_r); }  // the name can be used again
+  CHECK(s.get(Ref::branch("dev"), "only-dev") == "d");
+  s.check_fsck();
+}
+
+TEST_CASE("a branch from a master without commits starts empty") {
+  Store s;
+  s.put("x", "1");
+  { auto _r = s->create_branch("dev"); REQUIRE_OK(_r); }
+  CHECK(s.paths(Ref::branch("dev")).empty());
+}
+
+TEST_CASE("list files by directory, recursively and by glob") {
+  Store s;
+  s.put("data/2024/a.csv", "1");
+  s.put("data/2024/b.json", "22");
+  s.put("data/2025/c.csv", "333");
+  s.put("readme", "r");
+  CHECK(s.paths(M, "", false) == std::vector<std::string>{"data/", "readme"});
+  CHECK(s.paths(M, "data", false) == std::vector<std::string>{"data/2024/", "data/2025/"});
+  CHECK(s.paths(M, "data/2024/a.csv") == std::vector<std::string>{"data/2024/a.csv"});
+  CHECK(s.paths(M, "data/*/*.csv") == std::vector<std::string>{"data/2024/a.csv", "data/2025/c.csv"});
+  CHECK(s.paths(M, "**/*.csv") == std::vector<std::string>{"data/2024/a.csv", "data/2025/c.csv"});
+  CHECK(s.paths(M, "data/202?") == std::vector<std::string>{"data/2024/", "data/2025/"});
+  CHECK(s.paths(M, "data/**") == std::vector<std::string>{"data/2024/", "data/2024/a.csv", "data/2024/b.json", "data/2025/", "data/2025/c.csv"});
+  CHECK(s.paths(M, "*.none").empty());
+  CHECK(code(s->list_files(M, "missing")) == ErrorCode::kNotFound);
+  CHECK(code(s->list_files(M, "../x")) == ErrorCode::kInvalidArgument);
+  auto files = s->list_files(M, "data/2025");
+  REQUIRE_OK(files);
+  CHECK((*files)[0].size == 3);
+  auto st = s->stat_file(M, "data");
+  REQUIRE_OK(st);
+  CHECK(st->type == FileInfo::Type::kDirectory);
+}
+
+TEST_CASE("delete files and directories") {
+  Store s;
+  s.put("d/a", "12");
+  s.put("d/e/b", "345");
+  s.put("f", "6");
+  auto r = s->delete_file("master", "d");
+  REQUIRE_OK(r);
+  CHECK(r->files == 2);
+  CHECK(r->bytes == 5);
+  CHECK(s.paths(M) == std::vector<std::string>{"f"});
+  CHECK(code(s->delete_file("master", "d")) == ErrorCode::kNotFound);
+  { auto _r = s->delete_file("master", "f"); REQUIRE_OK(_r); }
+  auto b = s->inspect_branch("master");
+  CHECK(b->stats.files == 0);
+  CHECK(b->stats.bytes == 0);
+  s.check_fsck();
+}
+
+TEST_CASE("diff reports added, modified and deleted files with sizes") {
+  Store s;
+  s.put("same", "s");
+  s.put("mod", "old");
+  s.put("gone", "bye");
+  s.put("rewrite", "equal");
+  s.put("dir/x", "1");
+  std::string c1 = s.commit();
+  s.put("mod", "newer");
+  s.put("rewrite", "equal");  // same bytes, new inode: not a change
+  { auto _r = s->delete_file("master", "gone"); REQUIRE_OK(_r); }
+  { auto _r = s->delete_file("master", "dir"); REQUIRE_OK(_r); }
+  s.put("dir", "now a file");
+  s.put("new/y", "yy");
+  std::string c2 = s.commit();
+  auto d = s->diff(Ref::commit(c1), Ref::commit(c2));
+  REQUIRE_OK(d);
+  std::vector<std::string> got;
+  for (auto& e : *d)
+    got.push_back(std::string(change_name(e.change)) + " " + e.path + " " + std::to_string(e.old_size) + "->" + std::to_string(e.new_size));
+  CHECK(got == std::vector<std::string>{"added dir 0->10", "deleted dir/x 1->0", "deleted gone 3->0",
+                                        "modified mod 3->5", "added new/y 0->2"});
+  auto none = s->diff(Ref::commit(c2), Ref::any("master"));
+  REQUIRE_OK(none);
+  CHECK(none->empty());
+  s.put("wip", "w");
+  auto dirty = s->diff(Ref::any(c2), Ref::any("master"));  // a branch name: its working state
+  REQUIRE(dirty->size() == 1);
+  CHECK((*dirty)[0].path == "wip");
+  CHECK(code(s->diff(Ref::any("nope"), Ref::any("master"))) == ErrorCode::kNotFound);
+}
+
+TEST_CASE("revert restores a prior commit as a new commit, keeping history") {
+  Store s;
+  s.put("f", "good");
+  std::string good = s.commit("master", "good");
+  s.put("f", "broken");
+  s.put("junk", "j");
+  std::string bad = s.commit("master", "bad");
+  s.put("wip", "uncommitted");
+  CHECK(code(s->revert("master", good)) == ErrorCode::kConflict);  // dirty: refuse
+  CHECK(s.get(M, "wip") == "uncommitted");
+  RevertOptions force;
+  force.force = true;
+  auto r = s->revert("master", good.substr(0, 8), force);
+  REQUIRE_OK(r);
+  CHECK(r->parent == bad);
+  CHECK(r->message == "revert to " + good);
+  CHECK(s.get(M, "f") == "good");
+  CHECK(s.paths(M) == std::vector<std::string>{"f"});
+  CHECK(s.get(Ref::commit(bad), "junk") == "j");  // history is kept
+  auto log = s->list_commits();
+  CHECK(log->size() == 3);
+  auto b = s->inspect_branch("master");
+  CHECK_FALSE(b->dirty);
+  CHECK(b->head == r->id);
+  CHECK(b->stats.files == 1);
+  CHECK(code(s->revert("master", "0000")) == ErrorCode::kNotFound);
+  s.check_fsck();
+}
+
+TEST_CASE("merge: clean three-way merge of a deep history with branches") {
+  Store s;
+  s.put("base", "0");
+  s.put("edit-on-dev", "0");
+  s.put("edit-on-master", "0");
+  s.put("delete-on-dev", "0");
+  std::string c1 = s.commit("master", "c1");
+  { auto _r = s->create_branch("dev", c1); REQUIRE_OK(_r); }
+  s.put("edit-on-master", "m");
+  std::string c2 = s.commit("master", "c2");
+  s.put("edit-on-dev", "d", "dev");
+  { auto _r = s->delete_file("dev", "delete-on-dev"); REQUIRE_OK(_r); }
+  s.put("sub/new-on-dev", "n", "dev");
+  s.commit("dev", "d1");
+  { auto _r = s->create_branch("feature", "dev"); REQUIRE_OK(_r); }
+  s.put("feature-file", "f", "feature");
+  s.commit("feature", "f1");
+  auto mf = s->merge("dev", "feature");
+  REQUIRE_OK(mf);
+  REQUIRE(mf->commit);
+  CHECK(mf->conflicts.empty());
+  auto m = s->merge("master", "dev");
+  REQUIRE_OK(m);
+  REQUIRE(m->commit);
+  CHECK(m->base == c1);
+  CHECK(m->commit->parent == c2);
+  CHECK(m->commit->merge_parent == mf->commit->id);
+  CHECK(s.paths(M) == std::vector<std::string>{"base", "edit-on-dev", "edit-on-master", "feature-file", "sub/", "sub/new-on-dev"});
+  CHECK(s.get(M, "edit-on-dev") == "d");
+  CHECK(s.get(M, "edit-on-master") == "m");
+  CHECK(m->commit->stats.files == 5);
+  CHECK_FALSE(s->inspect_branch("master")->dirty);
+  // Nothing new: up to date.
+  auto again = s->merge("master", "dev");
+  REQUIRE_OK(again);
+  CHECK(again->up_to_date);
+  // More work on dev: only the new change travels, base is the last merge.
+  s.put("edit-on-dev", "d2", "dev");
+  s.commit("dev", "d2");
+  s.put("edit-on-master", "m2");
+  s.commit("master", "m2");
+  auto m2 = s->merge("master", "dev");
+  REQUIRE_OK(m2);
+  REQUIRE(m2->commit);
+  CHECK(m2->base == mf->commit->id);
+  CHECK(m2->applied.size() == 1);
+  CHECK(s.get(M, "edit-on-dev") == "d2");
+  CHECK(s.get(M, "edit-on-master") == "m2");
+  auto log = s->list_commits();
+  CHECK(log->size() == 5);  // m2-merge, m2, merge, c2, c1 (first parents)
+  s.check_fsck();
+}
+
+TEST_CASE("merge conflicts are reported and nothing changes unless a side is chosen") {
+  Store s;
+  s.put("f", "base");
+  s.put("other", "o");
+  std::string c1 = s.commit();
+  { auto _r = s->create_branch("dev"); REQUIRE_OK(_r); }
+  s.put("f", "master side");
+  std::string c2 = s.commit();
+  s.put("f", "dev side", "dev");
+  s.put("g", "from dev", "dev");
+  s.commit("dev");
+  auto m = s->merge("master", "dev");
+  REQUIRE_OK(m);
+  CHECK_FALSE(m->commit);
+  CHECK(m->conflicts == std::vector<std::string>{"f"});
+  CHECK(s.get(M, "f") == "master side");
+  CHECK(s.paths(M) == std::vector<std::string>{"f", "other"});
+  CHECK(s->inspect_branch("master")->head == c2);
+  MergeOptions ours;
+  ours.on_conflict = MergeOptions::Strategy::kOurs;
+  auto mo = s->merge("master", "dev", ours);
+  REQUIRE_OK(mo);
+  REQUIRE(mo->commit);
+  CHECK(s.get(M, "f") == "master side");
+  CHECK(s.get(M, "g") == "from dev");
+  s.put("f", "dev again", "dev");
+  s.commit("dev");
+  s.put("f", "master again");
+  s.commit();
+  MergeOptions theirs;
+  theirs.on_conflict = MergeOptions::Strategy::kTheirs;
+  auto mt = s->merge("master", "dev", theirs);
+  REQUIRE_OK(mt);
+  REQUIRE(mt->commit);
+  CHECK(s.get(M, "f") == "dev again");
+  s.check_fsck();
+}
+
+TEST_CASE("merge: a file against a directory is a conflict") {
+  Store s;
+  s.put("keep", "k");
+  s.commit();
+  { auto _r = s->create_branch("dev"); REQUIRE_OK(_r); }
+  s.put("x", "file on master");
+  s.commit();
+  s.put("x/y", "dir on dev", "dev");
+  s.commit("dev");
+  auto m = s->merge("master", "dev");
+  REQUIRE_OK(m);
+  CHECK_FALSE(m->commit);
+  CHECK(m->conflicts == std::vector<std::string>{"x/y"});
+  CHECK(s.get(M, "x") == "file on master");
+  MergeOptions theirs;
+  theirs.on_conflict = MergeOptions::Strategy::kTheirs;
+  auto mt = s->merge("master", "dev", theirs);
+  REQUIRE_OK(mt);
+  REQUIRE(mt->commit);
+  CHECK(s.get(M, "x/y") == "dir on dev");
+  s.check_fsck();
+}
+
+TEST_CASE("merge refuses a dirty target and bad names") {
+  Store s;
+  s.put("f", "1");
+  s.commit();
+  { auto _r = s->create_branch("dev"); REQUIRE_OK(_r); }
+  s.put("g", "2", "dev");
+  s.commit("dev");
+  s.put("wip", "w");
+  CHECK(code(s->merge("master", "dev")) == ErrorCode::kConflict);
+  CHECK(code(s->merge("master", "nope")) == ErrorCode::kNotFound);
+  CHECK(code(s->merge("master", "master")) == ErrorCode::kInvalidArgument);
+  CHECK(s.paths(M) == std::vector<std::string>{"f", "wip"});
+}
+
+TEST_CASE("delete a commit only where nothing depends on it") {
+  Store s;
+  s.put("f", "1");
+  std::string c1 = s.commit();
+  s.put("f", "2");
+  std::string c2 = s.commit();
+  CHECK(code(s->delete_commit(c2)) == ErrorCode::kConflict);  // head of master
+  CHECK(code(s->delete_commit(c1)) == ErrorCode::kConflict);  // parent of c2
+  { auto _r = s->create_branch("tmp"); REQUIRE_OK(_r); }
+  s.put("t", "t", "tmp");
+  std::string t1 = s.commit("tmp");
+  { auto _r = s->delete_branch("tmp"); REQUIRE_OK(_r); }
+  { auto _r = s->delete_commit(t1); REQUIRE_OK(_r); }
+  CHECK(code(s->inspect_commit(t1)) == ErrorCode::kNotFound);
+  CHECK_FALSE(fs::exists(s.path + "/btrfs/commits/" + t1));
+  CHECK(code(s->delete_commit(t1)) == ErrorCode::kNotFound);
+  s.check_fsck();
+}
+
+TEST_CASE("put_dir copies a local tree, merges into existing and skips special files") {
+  Store s;
+  std::string local = unique_dir("localtree");
+  fs::create_directories(local + "/a/b");
+  std::ofstream(local + "/top.txt") << "top";
+  std::ofstream(local + "/a/b/deep.txt") << "deep";
+  fs::create_symlink("/etc/passwd", local + "/link");
+  auto r = s->put_dir("master", "imp", local);
+  REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
+  CHECK(r->files == 2);
+  CHECK(r->bytes == 7);
+  CHECK(r->skipped == std::vector<std::string>{"link"});
+  CHECK(s.paths(M) == std::vector<std::string>{"imp/", "imp/a/", "imp/a/b/", "imp/a/b/deep.txt", "imp/top.txt"});
+  std::ofstream(local + "/top.txt") << "TOP!";
+  auto r2 = s->put_dir("master", "imp", local);  // merge: replaces top.txt
+  REQUIRE_OK(r2);
+  CHECK(s.get(M, "imp/top.txt") == "TOP!");
+  auto b = s->inspect_branch("master");
+  CHECK(b->stats.files == 2);
+  CHECK(b->stats.bytes == 8);
+  auto root = s->put_dir("master", ".", local);
+  REQUIRE_OK(root);
+  CHECK(s.get(M, "top.txt") == "TOP!");
+  // A local name pfs cannot store: nothing of the upload lands.
+  std::string badl = unique_dir("badtree");
+  fs::create_directories(badl);
+  std::ofstream(badl + "/ok.txt") << "ok";
+  std::ofstream(badl + "/new\nline") << "x";
+  CHECK(code(s->put_dir("master", "bad", badl)) == ErrorCode::kInvalidArgument);
+  CHECK(code(s->stat_file(M, "bad")) == ErrorCode::kNotFound);
+  CHECK(code(s->put_dir("master", "x", local + "/missing")) == ErrorCode::kNotFound);
+  s.check_fsck();
+}
+
+TEST_CASE("concurrent writers and committers lose nothing") {
+  Store s;
+  constexpr int kThreads = 4, kFiles = 40;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kFiles; ++i) {
+        auto src = Source::from_string(std::string(static_cast<std::size_t>(i + 1), 'a' + t));
+        if (!s->put_file("master", "t" + std::to_string(t) + "/f" + std::to_string(i), *src)) failures++;
+      }
+    });
+  threads.emplace_back([&] {
+    for (int i = 0; i < 10; ++i)
+      if (!s->commit("master")) failures++;
+  });
+  for (auto& th : threads) th.join();
+  CHECK(failures == 0);
+  s.commit();
+  auto b = s->inspect_branch("master");
+  CHECK(b->stats.files == kThreads * kFiles);
+  CHECK(s.paths(M, "", true).size() == kThreads * kFiles + kThreads);
+  CHECK(s.get(M, "t2/f9") == std::string(10, 'c'));
+  auto log = s->list_commits();
+  CHECK(log->size() == 11);
+  s.check_fsck();
+}
+
+TEST_CASE("fsck finds leftovers and --repair removes them") {
+  Store s;
+  s.put("f", "1");
+  s.commit();
+  s.put("f", "2");
+  std::string c2 = s.commit();
+  { auto _r = s->create_branch("tmp"); REQUIRE_OK(_r); }
+  std::string t = s.commit("tmp");
+  { auto _r = s->delete_branch("tmp"); REQUIRE_OK(_r); }
+  // Simulate a crash between the two steps of delete-commit: metadata gone,
+  // tree left behind.
+  fs::remove(s.path + "/meta/commits/" + t + ".json");
+  auto r = s->fsck();
+  REQUIRE_OK(r);
+  CHECK(r->problems.empty());  // a leftover is not damage
+  REQUIRE(r->leftovers.size() == 1);
+  CHECK(r->leftovers[0].find(t) != std::string::npos);
+  auto fixed = s->fsck(true);
+  REQUIRE_OK(fixed);
+  CHECK(fixed->problems.empty());
+  CHECK(fixed->leftovers.empty());
+  CHECK(fixed->repaired.size() == 1);
+  s.check_fsck();
+  // A wrong size figure is found too.
+  std::string meta = s.path + "/meta/commits/" + c2 + ".json";
+  std::ifstream in(meta);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  auto pos = text.find("\"files\": 1");
+  REQUIRE(pos != std::string::npos);
+  text.replace(pos, 10, "\"files\": 7");
+  std::ofstream(meta) << text;
+  auto r2 = s->fsck();
+  REQUIRE_OK(r2);
+  CHECK(r2->problems.size() == 1);
+}
+
+TEST_CASE("library version is set") { CHECK(version() == "0.1.0"); }
