@@ -4,8 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -50,6 +53,12 @@ void setup_store_commands(CLI::App& app, Context& ctx);
 void setup_file_commands(CLI::App& app, Context& ctx);
 void setup_commit_commands(CLI::App& app, Context& ctx);
 void setup_branch_commands(CLI::App& app, Context& ctx);
+
+// The help footer of a command: examples and its exit statuses, as in its
+// man page (tests/cli/docs_test.sh checks they agree).
+std::string footer(std::initializer_list<std::string_view> examples, std::string_view exit_status);
+// The error code for an errno from a local file operation.
+pfs::ErrorCode errno_code(int err);
 
 // ---- output helpers
 std::string human_size(std::uint64_t bytes);

@@ -1,5 +1,6 @@
 // put-file, get-file, delete-file, list-file.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -39,8 +40,7 @@ int run_put(const PutOptions& o, Context& ctx) {
   if (!o.local.empty() && o.local != "-") {
     fd = ::open(o.local.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-      return ctx.fail(errno == ENOENT ? pfs::ErrorCode::kNotFound : pfs::ErrorCode::kIo,
-                      fmt::format("cannot read {}: {}", o.local, std::strerror(errno)));
+      return ctx.fail(errno_code(errno), fmt::format("cannot read {}: {}", o.local, std::strerror(errno)));
   } else if (::isatty(0)) {
     fmt::print(stderr, "pachctl: reading {} from standard input (end with Ctrl-D)\n", o.path);
   }
@@ -65,10 +65,11 @@ int run_get(const GetOptions& o, Context& ctx) {
   std::string tmp;
   if (!o.out.empty() && o.out != "-") {
     // Write beside the target and rename, so a failed read leaves no half file.
-    tmp = o.out + ".pachctl-tmp";
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    tmp = o.out + ".pachctl-XXXXXX";
+    fd = ::mkostemp(tmp.data(), O_CLOEXEC);
     if (fd < 0)
-      return ctx.fail(pfs::ErrorCode::kIo, fmt::format("cannot write {}: {}", o.out, std::strerror(errno)));
+      return ctx.fail(errno_code(errno), fmt::format("cannot write {}: {}", o.out, std::strerror(errno)));
+    ::fchmod(fd, 0644);
   }
   auto sink = pfs::Sink::to_fd(fd);
   auto r = c->get_file(read_ref(o.commit, o.branch), o.path, *sink);
@@ -77,7 +78,7 @@ int run_get(const GetOptions& o, Context& ctx) {
     ::close(fd);
     if (!ok || ::rename(tmp.c_str(), o.out.c_str()) != 0) {
       ::unlink(tmp.c_str());
-      if (r) return ctx.fail(pfs::ErrorCode::kIo, fmt::format("cannot write {}: {}", o.out, std::strerror(errno)));
+      if (r) return ctx.fail(errno_code(errno), fmt::format("cannot write {}: {}", o.out, std::strerror(errno)));
     }
   }
   if (!r) return ctx.fail(r.error());
@@ -140,6 +141,11 @@ void setup_file_commands(CLI::App& app, Context& ctx) {
   s->add_flag("-r,--recursive", put->recursive, "LOCAL is a directory: copy all of it to PATH (\".\" for the root)");
   s->add_option("PATH", put->path, "The path in the branch")->required();
   s->add_option("LOCAL", put->local, "A local file (default: standard input; \"-\" too)");
+  s->footer(footer({"pachctl put-file data/sales.csv ./sales.csv", "echo hello | pachctl put-file -b dev notes/hello.txt",
+                    "pachctl put-file --append logs/today.log ./new-lines.log", "pachctl put-file -r images ./images"},
+                   "0 success; 2 invalid path or branch name, a file where a directory is (or back), "
+                   "-r without a directory; 3 branch or LOCAL not found; 5 the branch was reverted or "
+                   "merged into during the upload (upload again); 7 LOCAL not readable; 9 I/O error."));
   add_runner(s, [put, &ctx] { return run_put(*put, ctx); });
 
   auto get = std::make_shared<GetOptions>();
@@ -147,12 +153,18 @@ void setup_file_commands(CLI::App& app, Context& ctx) {
   add_read_options(s, get->commit, get->branch);
   s->add_option("-o,--output", get->out, "Write to this local file instead of standard output")->type_name("FILE");
   s->add_option("PATH", get->path, "The file's path")->required();
+  s->footer(footer({"pachctl get-file data/sales.csv", "pachctl get-file -c 3f2a9c1d data/sales.csv > old.csv",
+                    "pachctl get-file -b dev -o hello.txt notes/hello.txt"},
+                   "0 success; 2 invalid path, PATH is a directory, -c with -b; 3 commit, branch or file "
+                   "not found, or OUT's directory missing; 7 OUT not writable; 9 I/O error."));
   add_runner(s, [get, &ctx] { return run_get(*get, ctx); });
 
   auto del = std::make_shared<DeleteOptions>();
   s = app.add_subcommand("delete-file", "Delete a file or directory from a branch");
   s->add_option("-b,--branch", del->branch, "The branch")->capture_default_str()->type_name("BRANCH");
   s->add_option("PATH", del->path, "The file or directory")->required();
+  s->footer(footer({"pachctl delete-file data/old.csv", "pachctl delete-file -b dev scratch"},
+                   "0 success; 2 invalid path or branch name; 3 branch or path not found."));
   add_runner(s, [del, &ctx] { return run_delete(*del, ctx); });
 
   auto list = std::make_shared<ListOptions>();
@@ -160,6 +172,10 @@ void setup_file_commands(CLI::App& app, Context& ctx) {
   add_read_options(s, list->commit, list->branch);
   s->add_flag("-R,--recursive", list->recursive, "List everything below the directory");
   s->add_option("PATH", list->path, "A directory (default: the root), a file, or a glob such as 'data/*.csv' or '**/*.json'");
+  s->footer(footer({"pachctl list-file", "pachctl list-file -R data", "pachctl list-file -c 3f2a9c1d 'data/*.csv'",
+                    "pachctl list-file '**/*.json' --json"},
+                   "0 success (also when a glob matches nothing); 2 invalid path, -c with -b; "
+                   "3 commit, branch or path not found."));
   add_runner(s, [list, &ctx] { return run_list(*list, ctx); });
 }
 

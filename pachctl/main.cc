@@ -1,6 +1,7 @@
 // pachctl: the command-line tool of pfs.
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <map>
 
@@ -55,6 +56,39 @@ int Context::fail(const pfs::Error& e) {
 
 void Context::print_json(const nlohmann::json& j) const { fmt::print("{}\n", j.dump(2)); }
 
+std::string footer(std::initializer_list<std::string_view> examples, std::string_view exit_status) {
+  std::string out = "\nExamples:\n";
+  for (auto e : examples) out += fmt::format("  {}\n", e);
+  // Wrapped at 78 columns: CLI11 prints footers as they are.
+  out += "\n";
+  std::string line = "Exit status:";
+  std::size_t start = 0;
+  while (start < exit_status.size()) {
+    std::size_t end = exit_status.find(' ', start);
+    if (end == std::string_view::npos) end = exit_status.size();
+    std::string_view word = exit_status.substr(start, end - start);
+    if (line.size() + 1 + word.size() > 78) {
+      out += line + "\n";
+      line = "  ";
+    } else {
+      line += ' ';
+    }
+    line += word;
+    start = end + 1;
+  }
+  out += line + "\n";
+  return out;
+}
+
+pfs::ErrorCode errno_code(int err) {
+  switch (err) {
+    case ENOENT: case ENOTDIR: return pfs::ErrorCode::kNotFound;
+    case EACCES: case EPERM: case EROFS: return pfs::ErrorCode::kPermissionDenied;
+    case EISDIR: case EINVAL: return pfs::ErrorCode::kInvalidArgument;
+    default: return pfs::ErrorCode::kIo;
+  }
+}
+
 std::string human_size(std::uint64_t bytes) {
   static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   if (bytes < 1024) return fmt::format("{} B", bytes);
@@ -100,13 +134,15 @@ int main(int argc, char** argv) {
   using namespace pachctl;
   CLI::App app{"pachctl: version-controlled file system for data (pfs)\n\n"
                "Every command works on a store: --store DIR, or $PFS_STORE, or\n"
-               "~/.local/share/pfs. Run 'pachctl help COMMAND' or 'man pachctl-COMMAND'."};
+               "$XDG_DATA_HOME/pfs, or ~/.local/share/pfs. Run 'pachctl help COMMAND'\n"
+               "or 'man pachctl-COMMAND'."};
   app.name("pachctl");
   app.require_subcommand(0, 1);
   app.fallthrough();  // global options may follow the command: pachctl log --json
   app.set_version_flag("--version", std::string("pachctl ") + std::string(pfs::version()));
   Context ctx;
-  app.add_option("-s,--store", ctx.globals.store, "The store's directory (default: $PFS_STORE)")
+  app.add_option("-s,--store", ctx.globals.store,
+                 "The store's directory (default: $PFS_STORE, else $XDG_DATA_HOME/pfs, else ~/.local/share/pfs)")
       ->type_name("DIR");
   app.add_flag("--json", ctx.globals.json, "Print results as JSON, for scripts");
 
@@ -118,14 +154,18 @@ int main(int argc, char** argv) {
   auto* help = app.add_subcommand("help", "Show the help of pachctl or of one command");
   std::string topic;
   help->add_option("COMMAND", topic, "The command to explain");
+  help->footer(footer({"pachctl help", "pachctl help put-file"}, "0 success; 2 unknown command."));
   add_runner(help, [&]() -> int {
+    // NOTE: App::help() follows the parsed subcommand ("help" itself), so
+    // format through the formatter with the names a user typed.
+    auto fmt_help = app.get_formatter();
     if (topic.empty()) {
-      fmt::print("{}", app.help());
+      fmt::print("{}", fmt_help->make_help(&app, "pachctl", CLI::AppFormatMode::Normal));
       return 0;
     }
     for (auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
       if (sub->get_name() == topic || sub->check_name(topic)) {
-        fmt::print("{}", sub->help());
+        fmt::print("{}", fmt_help->make_help(sub, "pachctl " + sub->get_name(), CLI::AppFormatMode::Normal));
         return 0;
       }
     }
@@ -142,7 +182,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    fmt::print(stderr, "pachctl: {}\nRun 'pachctl help' for usage.\n", e.what());
+    std::string cmd;
+    for (auto* sub : app.get_subcommands()) cmd = " " + sub->get_name();
+    fmt::print(stderr, "pachctl: {} (see: pachctl help{})\n", e.what(), cmd);
     return 2;
   }
   if (app.get_subcommands().empty()) {

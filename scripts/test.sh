@@ -12,6 +12,7 @@ if [ "${1:-}" = "--sanitize" ]; then
   BUILD=build-asan
   OPTS+=(-Db_sanitize=address,undefined -Db_lundef=false)
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+  export PFS_SANITIZE=1
 fi
 if [ -d "$BUILD" ]; then meson configure "$BUILD" "${OPTS[@]}" >/dev/null
 else meson setup "$BUILD" "${OPTS[@]}" >/dev/null; fi

@@ -1115,14 +1115,18 @@ Result<std::unique_ptr<Client>> open_store(const std::filesystem::path& dir) {
 
 Result<StoreInfo> init_store(const std::filesystem::path& dir, const InitOptions& opts) {
   using namespace detail;
-  return guard([&]() -> StoreInfo {
-    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) fail_errno(errno, "create " + dir.string());
+  bool made_dir = false;
+  bool emptied_ok = false;  // dir was verified empty: on failure, empty it again
+  auto r = guard([&]() -> StoreInfo {
+    if (::mkdir(dir.c_str(), 0755) == 0) made_dir = true;
+    else if (errno != EEXIST) fail_errno(errno, "create " + dir.string());
     UniqueFd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!root) fail_errno(errno, "open " + dir.string());
     if (read_small_file(root.get(), kStoreFile))
       failf(ErrorCode::kAlreadyExists, "{} already holds a pfs store", dir.string());
     if (!list_dir_names(root.get()).empty())
       failf(ErrorCode::kInvalidArgument, "{} is not empty; pick an empty or new directory", dir.string());
+    emptied_ok = true;
     std::string backend;
     switch (opts.backend) {
       case BackendKind::kBtrfs:
@@ -1152,6 +1156,17 @@ Result<StoreInfo> init_store(const std::filesystem::path& dir, const InitOptions
     unwrap(store->create_branch("master"));
     return unwrap(store->info());
   });
+  if (!r && emptied_ok) {
+    // Leave the directory as we found it: empty, or absent if we made it.
+    try {
+      UniqueFd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (root)
+        for (const auto& name : list_dir_names(root.get())) remove_tree(root.get(), name);
+    } catch (...) {
+    }
+  }
+  if (!r && made_dir) ::rmdir(dir.c_str());
+  return r;
 }
 
 std::string_view version() { return PFS_VERSION; }

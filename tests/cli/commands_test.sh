@@ -107,6 +107,18 @@ expect_status 0 pachctl --help
 expect_status 0 pachctl --version
 expect_contains "version" "pachctl 0.1.0" "$OUT"
 
+# a merge conflict: paths on stdout, one line on stderr, nothing changed
+pachctl branch c1 && pachctl branch c2
+echo one | pachctl put-file -b c1 same.txt && pachctl commit -b c1 >/dev/null
+echo two | pachctl put-file -b c2 same.txt && pachctl commit -b c2 >/dev/null
+expect_status 5 pachctl merge -b c1 c2
+expect_eq "conflict list" "conflict  same.txt" "$OUT"
+expect_eq "conflict error one line" 1 "$(echo "$ERR" | wc -l)"
+expect_eq "conflict changed nothing" "one" "$(pachctl get-file -b c1 same.txt)"
+expect_status 0 pachctl help
+expect_contains "help overview" "Subcommands:" "$OUT"
+expect_contains "help lists merge" "merge" "$OUT"
+
 # --store beats $PFS_STORE
 expect_status 0 pachctl --store "$T/other" init
 expect_status 0 pachctl --store "$T/other" list-file

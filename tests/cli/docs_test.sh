@@ -10,6 +10,12 @@ for c in $cmds; do
   page=$SOURCE_ROOT/man/pachctl-$c.1
   if [ -f "$page" ]; then CHECKS=$((CHECKS+1)); else echo "FAIL: no man page for $c" >&2; FAILS=$((FAILS+1)); continue; fi
   grep -q "pachctl $c" "$SOURCE_ROOT/README.md" && CHECKS=$((CHECKS+1)) || { echo "FAIL: README lacks 'pachctl $c'" >&2; FAILS=$((FAILS+1)); }
+  # Every example of the help is in the man page (roff escapes "-" as "\-").
+  plain=$(sed -e 's/\\-/-/g' -e 's/\\(dq/"/g' -e 's/\\e/\\/g' "$page")
+  while IFS= read -r ex; do
+    [ -z "$ex" ] && continue
+    if grep -qF -- "$ex" <<<"$plain"; then CHECKS=$((CHECKS+1)); else echo "FAIL: $page lacks the example: $ex" >&2; FAILS=$((FAILS+1)); fi
+  done < <("$PACHCTL" help "$c" | awk '/^Examples:/{on=1; next} /^$/{on=0} on{sub(/^  /, ""); print}')
   for opt in $("$PACHCTL" help "$c" | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
     [ "$opt" = "--help" ] && continue
     if grep -q -- "${opt//-/\\\\-}\|$opt" "$page"; then CHECKS=$((CHECKS+1)); else echo "FAIL: $page lacks $opt" >&2; FAILS=$((FAILS+1)); fi

@@ -49,8 +49,11 @@ expect_status 2 pachctl no-such-command
 expect_status 2 pachctl help no-such-command
 expect_status 2 pachctl get-file
 expect_status 2 pachctl list-file -c "$C1" -b master
-# get-file -o to an unwritable place leaves nothing behind
-expect_status 9 pachctl get-file -o /proc/nope/out keep.txt
+# get-file -o into a directory that does not exist
+expect_status 3 pachctl get-file -o "$LOCAL/no/such/dir/out" keep.txt
+# usage errors are one line too
+expect_status 2 pachctl log -n 0
+expect_eq "usage error is one line" 1 "$(echo "$ERR" | wc -l)"
 # A failed get-file -o does not leave a partial file
 expect_status 3 pachctl get-file -o "$LOCAL/out" missing.txt
 [ ! -e "$LOCAL/out" ] && [ ! -e "$LOCAL/out.pachctl-tmp" ] && ok || fail "partial output left"

@@ -16,12 +16,15 @@ PC=$(dirname "$(find "$DEST" -name libpfs.pc | head -1)")
 PREFIX=$(sed -n 's/^prefix=//p' "$PC/libpfs.pc")
 flags=$(PKG_CONFIG_PATH=$PC PKG_CONFIG_SYSROOT_DIR=$DEST pkg-config --cflags --libs libpfs)
 expect_contains "pkg-config libs" "-lpfs" "$flags"
-g++ -std=c++20 "$SOURCE_ROOT/examples/hello_pfs.cc" -o "$LOCAL/hello" $flags
+# A sanitizer build of libpfs needs its program built with the same runtime.
+SAN=()
+[ "${PFS_SANITIZE:-}" = 1 ] && SAN=(-fsanitize=address,undefined)
+g++ -std=c++20 "${SAN[@]}" "$SOURCE_ROOT/examples/hello_pfs.cc" -o "$LOCAL/hello" $flags
 LIBDIR=$(dirname "$(find "$DEST" -name 'libpfs.so' | head -1)")
 out=$(LD_LIBRARY_PATH=$LIBDIR "$LOCAL/hello" "$T/example-store-2")
 expect_contains "pkg-config build runs" "master has 1 commit(s)" "$out"
 # The static library links too.
-g++ -std=c++20 "$SOURCE_ROOT/examples/hello_pfs.cc" -o "$LOCAL/hello-static" \
+g++ -std=c++20 "${SAN[@]}" "$SOURCE_ROOT/examples/hello_pfs.cc" -o "$LOCAL/hello-static" \
   $(PKG_CONFIG_PATH=$PC PKG_CONFIG_SYSROOT_DIR=$DEST pkg-config --cflags libpfs) \
   "$LIBDIR/libpfs.a" $(pkg-config --libs fmt libbtrfsutil)
 out=$("$LOCAL/hello-static" "$T/example-store-3")

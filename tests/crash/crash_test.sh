@@ -14,10 +14,10 @@ crash() {  # crash POINT CMD...: runs CMD, which must die at POINT
 tree() { pachctl list-file "$@" -R --json | jq -c '[.[] | [.path, .size]]'; }
 fsck_clean_after_write() {
   expect_status 0 pachctl fsck
-  expect_contains "no damage" ", 0 problems" "$OUT"
+  expect_contains "no damage" "problems: 0," "$OUT"
   expect_status 0 pachctl fsck --repair
   expect_status 0 pachctl fsck
-  expect_contains "clean" "0 problems, 0 leftovers" "$OUT"
+  expect_contains "clean" "problems: 0, leftovers: 0" "$OUT"
 }
 fresh() {
   export PFS_STORE=$T/store-$1

@@ -4,7 +4,8 @@
 //
 // Thread safety: a Client may be used from several threads at once, and
 // several processes may open one store at once; writers to one branch are
-// serialised by a lock in the store, readers are never blocked by writers.
+// serialised by a lock in the store (they wait for it: local stores never
+// return kBusy), readers are never blocked by writers.
 //
 // Errors: every call returns Result; the codes each call can return are
 // listed with it. kIo, kPermissionDenied, kCorruption and kInternal can come
@@ -120,11 +121,13 @@ class Client {
                                     const RevertOptions& opts = {}) = 0;
 
   // Three-way merge, by file, of `from`'s head into `into` against their
-  // common ancestor, committed as a merge commit on `into`. Files changed on
-  // both sides differently are conflicts: by default nothing is changed and
-  // they are returned with kConflict-free Result but a non-empty
-  // `conflicts` (check it); opts.on_conflict resolves them to one side.
-  // Errors: kNotFound, kConflict (into has uncommitted writes).
+  // common ancestor, committed as a merge commit on `into`. Paths changed on
+  // both sides differently (or a file on one side where the other has a
+  // directory) are conflicts: by default the merge changes nothing and
+  // returns them in `conflicts` with no `commit` (a successful Result: check
+  // it); opts.on_conflict resolves them to one side instead.
+  // Errors: kNotFound, kInvalidArgument (into == from), kConflict (into has
+  // uncommitted writes).
   virtual Result<MergeResult> merge(std::string_view into, std::string_view from,
                                     const MergeOptions& opts = {}) = 0;
 
@@ -141,9 +144,11 @@ class Client {
 // it cannot work), kPermissionDenied.
 Result<StoreInfo> init_store(const std::filesystem::path& dir, const InitOptions& opts = {});
 
-// Opens the store in `dir`, finishing or undoing any operation a crashed
-// process left half-done. Errors: kNotFound (no store there, with a hint to
-// run pachctl init), kCorruption (unknown format).
+// Opens the store in `dir`. Opening changes nothing: an operation a crashed
+// process left half-done is finished or undone when its branch is next
+// written (or by fsck(true)); until then readers see the last complete state.
+// Errors: kNotFound (no store there, with a hint to run pachctl init),
+// kCorruption (unknown format or unreadable store file).
 Result<std::unique_ptr<Client>> open_store(const std::filesystem::path& dir);
 
 // The library's version, "MAJOR.MINOR.PATCH".
