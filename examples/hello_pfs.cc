@@ -40,8 +40,10 @@ int main(int argc, char** argv) {
   std::string then, now;
   auto then_sink = pfs::Sink::to_string(&then);
   auto now_sink = pfs::Sink::to_string(&now);
-  if (auto r = store.get_file(pfs::Ref::commit(c->id), "greeting.txt", *then_sink); !r) return die(r.error());
-  if (auto r = store.get_file(pfs::Ref::branch(branch->name), "greeting.txt", *now_sink); !r) return die(r.error());
+  if (auto r = store.get_file(pfs::Ref::commit(c->id), "greeting.txt", *then_sink); !r)
+    return die(r.error());
+  if (auto r = store.get_file(pfs::Ref::branch(branch->name), "greeting.txt", *now_sink); !r)
+    return die(r.error());
   std::printf("commit %s: %s", c->id.c_str(), then.c_str());
   std::printf("branch %s: %s", branch->name.c_str(), now.c_str());
 

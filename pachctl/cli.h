@@ -5,16 +5,16 @@
 
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 #include <pfs/client.h>
 #include <pfs/json.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 namespace pachctl {
 
@@ -31,7 +31,9 @@ class Context {
   pfs::Client* client();
   // Prints "pachctl: <message>" on stderr and remembers the exit status.
   int fail(const pfs::Error& e);
-  int fail(pfs::ErrorCode code, const std::string& message) { return fail(pfs::Error{code, message}); }
+  int fail(pfs::ErrorCode code, const std::string& message) {
+    return fail(pfs::Error{code, message});
+  }
   int status() const { return status_; }
   // The store directory: --store, $PFS_STORE, or the default.
   std::string store_dir() const;

@@ -35,8 +35,9 @@ void setup_branch_commands(CLI::App& app, Context& ctx) {
   auto* s = app.add_subcommand("branch", "Create a branch from a commit (default: master's head)");
   s->add_option("NAME", br->name, "The new branch's name")->required();
   s->add_option("COMMIT", br->commit, "Commit id, unique prefix, or branch name (its head)");
-  s->footer(footer({"pachctl branch dev", "pachctl branch fix-2026 3f2a9c1d"},
-                   "0 success; 2 invalid name or ambiguous prefix; 3 COMMIT not found; 4 the branch exists."));
+  s->footer(footer(
+      {"pachctl branch dev", "pachctl branch fix-2026 3f2a9c1d"},
+      "0 success; 2 invalid name or ambiguous prefix; 3 COMMIT not found; 4 the branch exists."));
   add_runner(s, [br, &ctx]() -> int {
     auto* c = ctx.client();
     if (!c) return ctx.status();
@@ -47,13 +48,16 @@ void setup_branch_commands(CLI::App& app, Context& ctx) {
   });
 
   s = app.add_subcommand("list-branch", "List branches with their heads");
-  s->footer(footer({"pachctl list-branch", "pachctl list-branch --json"}, "0 success; 3 no store there."));
+  s->footer(footer({"pachctl list-branch", "pachctl list-branch --json"},
+                   "0 success; 3 no store there."));
   add_runner(s, [&ctx] { return run_list(ctx); });
 
   auto del = std::make_shared<std::string>();
-  s = app.add_subcommand("delete-branch", "Delete a branch and its uncommitted changes (its commits stay)");
+  s = app.add_subcommand("delete-branch",
+                         "Delete a branch and its uncommitted changes (its commits stay)");
   s->add_option("NAME", *del, "The branch")->required();
-  s->footer(footer({"pachctl delete-branch experiment"}, "0 success; 2 invalid name; 3 branch not found."));
+  s->footer(footer({"pachctl delete-branch experiment"},
+                   "0 success; 2 invalid name; 3 branch not found."));
   add_runner(s, [del, &ctx]() -> int {
     auto* c = ctx.client();
     if (!c) return ctx.status();

@@ -43,12 +43,13 @@ int run_log(const LogOptions& o, Context& ctx) {
     ctx.print_json(*r);
     return 0;
   }
-  std::vector<std::vector<std::string>> rows{{"ID", "PARENT", "BRANCH", "TIME (UTC)", "FILES", "SIZE", "MESSAGE"}};
+  std::vector<std::vector<std::string>> rows{
+      {"ID", "PARENT", "BRANCH", "TIME (UTC)", "FILES", "SIZE", "MESSAGE"}};
   for (const auto& ci : *r) {
     std::string msg = ci.message.substr(0, ci.message.find('\n'));
     if (!ci.merge_parent.empty() && msg.empty()) msg = "(merge)";
     rows.push_back({ci.id, short_id(ci.parent), ci.branch, short_time(ci.time_ns),
-                     std::to_string(ci.stats.files), human_size(ci.stats.bytes), msg});
+                    std::to_string(ci.stats.files), human_size(ci.stats.bytes), msg});
   }
   print_table(rows);
   return 0;
@@ -72,7 +73,8 @@ int run_diff(const DiffOptions& o, Context& ctx) {
       bool added = d.change == pfs::DiffEntry::Change::kAdded;
       bool deleted = d.change == pfs::DiffEntry::Change::kDeleted;
       rows.push_back({std::string(pfs::change_name(d.change)), d.path,
-                      added ? "-" : human_size(d.old_size), deleted ? "-" : human_size(d.new_size)});
+                      added ? "-" : human_size(d.old_size),
+                      deleted ? "-" : human_size(d.new_size)});
     }
     print_table(rows);
   }
@@ -99,17 +101,19 @@ int run_merge(const MergeOptions& o, Context& ctx) {
   if (!r) return ctx.fail(r.error());
   if (ctx.globals.json) ctx.print_json(*r);
   if (r->up_to_date) {
-    if (!ctx.globals.json) fmt::print(stderr, "Already up to date: \"{}\" has everything of \"{}\".\n", o.into, o.from);
+    if (!ctx.globals.json)
+      fmt::print(stderr, "Already up to date: \"{}\" has everything of \"{}\".\n", o.into, o.from);
     return 0;
   }
   if (!r->commit) {
     if (!ctx.globals.json)
       for (const auto& p : r->conflicts) fmt::print("conflict  {}\n", p);
-    return ctx.fail(pfs::ErrorCode::kConflict,
-                    fmt::format("merge of \"{}\" into \"{}\" stopped: {} path(s) changed differently on "
-                                "both sides; nothing was changed (make them agree and merge again, or "
-                                "pick a side with --on-conflict ours|theirs)",
-                                o.from, o.into, r->conflicts.size()));
+    return ctx.fail(
+        pfs::ErrorCode::kConflict,
+        fmt::format("merge of \"{}\" into \"{}\" stopped: {} path(s) changed differently on "
+                    "both sides; nothing was changed (make them agree and merge again, or "
+                    "pick a side with --on-conflict ours|theirs)",
+                    o.from, o.into, r->conflicts.size()));
   }
   for (const auto& p : r->conflicts)
     fmt::print(stderr, "pachctl: conflict on {} resolved as {}\n", p, o.on_conflict);
@@ -121,8 +125,11 @@ int run_merge(const MergeOptions& o, Context& ctx) {
 
 void setup_commit_commands(CLI::App& app, Context& ctx) {
   auto co = std::make_shared<CommitOptions>();
-  auto* s = app.add_subcommand("commit", "Commit a branch's working state; prints the new commit id");
-  s->add_option("-b,--branch", co->branch, "The branch")->capture_default_str()->type_name("BRANCH");
+  auto* s =
+      app.add_subcommand("commit", "Commit a branch's working state; prints the new commit id");
+  s->add_option("-b,--branch", co->branch, "The branch")
+      ->capture_default_str()
+      ->type_name("BRANCH");
   s->add_option("-m,--message", co->message, "A message describing the commit");
   s->footer(footer({"pachctl commit -m \"January data\"", "pachctl commit -b dev"},
                    "0 success; 2 invalid branch name; 3 branch not found."));
@@ -131,34 +138,44 @@ void setup_commit_commands(CLI::App& app, Context& ctx) {
     if (!c) return ctx.status();
     auto r = c->commit(co->branch, co->message);
     if (!r) return ctx.fail(r.error());
-    if (ctx.globals.json) ctx.print_json(*r);
-    else fmt::print("{}\n", r->id);
+    if (ctx.globals.json)
+      ctx.print_json(*r);
+    else
+      fmt::print("{}\n", r->id);
     return 0;
   });
 
   auto log = std::make_shared<LogOptions>();
   s = app.add_subcommand("list-commit", "List a branch's commits, newest first");
   s->alias("log");
-  s->add_option("-b,--branch", log->branch, "The branch whose history to list")->capture_default_str()->type_name("BRANCH");
+  s->add_option("-b,--branch", log->branch, "The branch whose history to list")
+      ->capture_default_str()
+      ->type_name("BRANCH");
   auto* all = s->add_flag("-a,--all", log->all, "List every commit of the store, newest first");
   s->get_option("--branch")->excludes(all);
-  s->add_option("-n,--limit", log->limit, "At most this many commits")->type_name("N")->check(CLI::Range(1, 1000000000));
+  s->add_option("-n,--limit", log->limit, "At most this many commits")
+      ->type_name("N")
+      ->check(CLI::Range(1, 1000000000));
   s->footer(footer({"pachctl list-commit", "pachctl log -b dev -n 5", "pachctl log --all --json"},
                    "0 success; 2 invalid branch name or option; 3 branch not found."));
   add_runner(s, [log, &ctx] { return run_log(*log, ctx); });
 
   auto commit_arg = std::make_shared<std::string>();
   s = app.add_subcommand("inspect-commit", "Show one commit");
-  s->add_option("COMMIT", *commit_arg, "Commit id, unique prefix, or branch name (its head)")->required();
-  s->footer(footer({"pachctl inspect-commit 3f2a9c1d", "pachctl inspect-commit master --json"},
-                   "0 success; 2 ambiguous prefix; 3 no such commit or branch, or the branch has no commit."));
+  s->add_option("COMMIT", *commit_arg, "Commit id, unique prefix, or branch name (its head)")
+      ->required();
+  s->footer(footer(
+      {"pachctl inspect-commit 3f2a9c1d", "pachctl inspect-commit master --json"},
+      "0 success; 2 ambiguous prefix; 3 no such commit or branch, or the branch has no commit."));
   add_runner(s, [commit_arg, &ctx]() -> int {
     auto* c = ctx.client();
     if (!c) return ctx.status();
     auto r = c->inspect_commit(*commit_arg);
     if (!r) return ctx.fail(r.error());
-    if (ctx.globals.json) ctx.print_json(*r);
-    else print_commit(*r);
+    if (ctx.globals.json)
+      ctx.print_json(*r);
+    else
+      print_commit(*r);
     return 0;
   });
 
@@ -166,7 +183,8 @@ void setup_commit_commands(CLI::App& app, Context& ctx) {
   s = app.add_subcommand("delete-commit", "Delete a commit that no branch or commit depends on");
   s->add_option("COMMIT", *del_arg, "Commit id or unique prefix")->required();
   s->footer(footer({"pachctl delete-commit 3f2a9c1d"},
-                   "0 success; 2 ambiguous prefix; 3 no such commit; 5 a branch head or a parent of another commit."));
+                   "0 success; 2 ambiguous prefix; 3 no such commit; 5 a branch head or a parent "
+                   "of another commit."));
   add_runner(s, [del_arg, &ctx]() -> int {
     auto* c = ctx.client();
     if (!c) return ctx.status();
@@ -177,23 +195,32 @@ void setup_commit_commands(CLI::App& app, Context& ctx) {
 
   auto diff = std::make_shared<DiffOptions>();
   s = app.add_subcommand("diff", "Show files added, modified and deleted from FROM to TO");
-  s->add_option("FROM", diff->from, "Commit (id or prefix) or branch (its working state)")->required();
+  s->add_option("FROM", diff->from, "Commit (id or prefix) or branch (its working state)")
+      ->required();
   s->add_option("TO", diff->to, "Commit (id or prefix) or branch (its working state)")->required();
   s->add_flag("--exit-code", diff->exit_code, "Exit with status 1 when there are differences");
-  s->footer(footer({"pachctl diff 3f2a9c1d master", "pachctl diff master dev --json", "pachctl diff --exit-code 3f2a9c1d dev"},
-                   "0 success (no differences, or any without --exit-code); 1 differences with --exit-code; "
-                   "2 ambiguous prefix; 3 commit or branch not found."));
+  s->footer(footer(
+      {"pachctl diff 3f2a9c1d master", "pachctl diff master dev --json",
+       "pachctl diff --exit-code 3f2a9c1d dev"},
+      "0 success (no differences, or any without --exit-code); 1 differences with --exit-code; "
+      "2 ambiguous prefix; 3 commit or branch not found."));
   add_runner(s, [diff, &ctx] { return run_diff(*diff, ctx); });
 
   auto rev = std::make_shared<RevertOptions>();
-  s = app.add_subcommand("revert", "Make a branch hold a prior commit's files again, as a new commit");
-  s->add_option("-b,--branch", rev->branch, "The branch to revert")->capture_default_str()->type_name("BRANCH");
-  s->add_option("-m,--message", rev->message, "Message of the new commit (default: \"revert to ID\")");
+  s = app.add_subcommand("revert",
+                         "Make a branch hold a prior commit's files again, as a new commit");
+  s->add_option("-b,--branch", rev->branch, "The branch to revert")
+      ->capture_default_str()
+      ->type_name("BRANCH");
+  s->add_option("-m,--message", rev->message,
+                "Message of the new commit (default: \"revert to ID\")");
   s->add_flag("-f,--force", rev->force, "Discard the branch's uncommitted changes");
   s->add_option("COMMIT", rev->commit, "The commit whose files to restore")->required();
-  s->footer(footer({"pachctl revert 3f2a9c1d", "pachctl revert -b dev --force -m \"back to the last good state\" 3f2a9c1d"},
-                   "0 success; 2 invalid branch name or ambiguous prefix; 3 branch or commit not found; "
-                   "5 the branch has uncommitted changes (commit them, or --force)."));
+  s->footer(
+      footer({"pachctl revert 3f2a9c1d",
+              "pachctl revert -b dev --force -m \"back to the last good state\" 3f2a9c1d"},
+             "0 success; 2 invalid branch name or ambiguous prefix; 3 branch or commit not found; "
+             "5 the branch has uncommitted changes (commit them, or --force)."));
   add_runner(s, [rev, &ctx]() -> int {
     auto* c = ctx.client();
     if (!c) return ctx.status();
@@ -202,23 +229,28 @@ void setup_commit_commands(CLI::App& app, Context& ctx) {
     opts.message = rev->message;
     auto r = c->revert(rev->branch, rev->commit, opts);
     if (!r) return ctx.fail(r.error());
-    if (ctx.globals.json) ctx.print_json(*r);
-    else fmt::print("{}\n", r->id);
+    if (ctx.globals.json)
+      ctx.print_json(*r);
+    else
+      fmt::print("{}\n", r->id);
     return 0;
   });
 
   auto merge = std::make_shared<MergeOptions>();
   s = app.add_subcommand("merge", "Merge a branch's head into another branch (three-way, by file)");
-  s->add_option("-b,--branch,--into", merge->into, "The branch to merge into")->capture_default_str()->type_name("INTO");
+  s->add_option("-b,--branch,--into", merge->into, "The branch to merge into")
+      ->capture_default_str()
+      ->type_name("INTO");
   s->add_option("-m,--message", merge->message, "Message of the merge commit");
   s->add_option("--on-conflict", merge->on_conflict, "fail (change nothing), ours or theirs")
       ->capture_default_str()
       ->check(CLI::IsMember({"fail", "ours", "theirs"}));
   s->add_option("FROM_BRANCH", merge->from, "The branch whose changes to take")->required();
-  s->footer(footer({"pachctl merge dev", "pachctl merge -b release --on-conflict theirs hotfix"},
-                   "0 merged, or already up to date; 2 invalid branch name or a branch into itself; "
-                   "3 branch not found; 5 conflicts (listed on stdout, nothing changed) or INTO has "
-                   "uncommitted changes."));
+  s->footer(
+      footer({"pachctl merge dev", "pachctl merge -b release --on-conflict theirs hotfix"},
+             "0 merged, or already up to date; 2 invalid branch name or a branch into itself; "
+             "3 branch not found; 5 conflicts (listed on stdout, nothing changed) or INTO has "
+             "uncommitted changes."));
   add_runner(s, [merge, &ctx] { return run_merge(*merge, ctx); });
 }
 

@@ -27,8 +27,10 @@ int run_put(const PutOptions& o, Context& ctx) {
   if (!c) return ctx.status();
   if (o.recursive) {
     if (o.local.empty() || o.local == "-")
-      return ctx.fail(pfs::ErrorCode::kInvalidArgument, "put-file -r needs a local directory: pachctl put-file -r PATH DIR");
-    if (o.append) return ctx.fail(pfs::ErrorCode::kInvalidArgument, "--append cannot be used with -r");
+      return ctx.fail(pfs::ErrorCode::kInvalidArgument,
+                      "put-file -r needs a local directory: pachctl put-file -r PATH DIR");
+    if (o.append)
+      return ctx.fail(pfs::ErrorCode::kInvalidArgument, "--append cannot be used with -r");
     auto r = c->put_dir(o.branch, o.path, o.local);
     if (!r) return ctx.fail(r.error());
     for (const auto& s : r->skipped)
@@ -40,7 +42,8 @@ int run_put(const PutOptions& o, Context& ctx) {
   if (!o.local.empty() && o.local != "-") {
     fd = ::open(o.local.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-      return ctx.fail(errno_code(errno), fmt::format("cannot read {}: {}", o.local, std::strerror(errno)));
+      return ctx.fail(errno_code(errno),
+                      fmt::format("cannot read {}: {}", o.local, std::strerror(errno)));
   } else if (::isatty(0)) {
     fmt::print(stderr, "pachctl: reading {} from standard input (end with Ctrl-D)\n", o.path);
   }
@@ -68,7 +71,8 @@ int run_get(const GetOptions& o, Context& ctx) {
     tmp = o.out + ".pachctl-XXXXXX";
     fd = ::mkostemp(tmp.data(), O_CLOEXEC);
     if (fd < 0)
-      return ctx.fail(errno_code(errno), fmt::format("cannot write {}: {}", o.out, std::strerror(errno)));
+      return ctx.fail(errno_code(errno),
+                      fmt::format("cannot write {}: {}", o.out, std::strerror(errno)));
     ::fchmod(fd, 0644);
   }
   auto sink = pfs::Sink::to_fd(fd);
@@ -78,7 +82,9 @@ int run_get(const GetOptions& o, Context& ctx) {
     ::close(fd);
     if (!ok || ::rename(tmp.c_str(), o.out.c_str()) != 0) {
       ::unlink(tmp.c_str());
-      if (r) return ctx.fail(errno_code(errno), fmt::format("cannot write {}: {}", o.out, std::strerror(errno)));
+      if (r)
+        return ctx.fail(errno_code(errno),
+                        fmt::format("cannot write {}: {}", o.out, std::strerror(errno)));
     }
   }
   if (!r) return ctx.fail(r.error());
@@ -117,17 +123,20 @@ int run_list(const ListOptions& o, Context& ctx) {
   std::vector<std::vector<std::string>> rows{{"NAME", "TYPE", "SIZE"}};
   for (const auto& f : *r) {
     bool dir = f.type == pfs::FileInfo::Type::kDirectory;
-    rows.push_back({dir ? f.path + "/" : f.path, dir ? "dir" : "file", dir ? "-" : human_size(f.size)});
+    rows.push_back(
+        {dir ? f.path + "/" : f.path, dir ? "dir" : "file", dir ? "-" : human_size(f.size)});
   }
   print_table(rows);
   return 0;
 }
 
 void add_read_options(CLI::App* s, std::string& commit, std::string& branch) {
-  auto* c = s->add_option("-c,--commit", commit, "Read this commit (id, unique prefix, or branch name for its head)")
+  auto* c = s->add_option("-c,--commit", commit,
+                          "Read this commit (id, unique prefix, or branch name for its head)")
                 ->type_name("COMMIT");
-  auto* b = s->add_option("-b,--branch", branch, "Read this branch's working state (default: master)")
-                ->type_name("BRANCH");
+  auto* b =
+      s->add_option("-b,--branch", branch, "Read this branch's working state (default: master)")
+          ->type_name("BRANCH");
   c->excludes(b);
 }
 
@@ -136,32 +145,42 @@ void add_read_options(CLI::App* s, std::string& commit, std::string& branch) {
 void setup_file_commands(CLI::App& app, Context& ctx) {
   auto put = std::make_shared<PutOptions>();
   auto* s = app.add_subcommand("put-file", "Write a file (or, with -r, a directory) to a branch");
-  s->add_option("-b,--branch", put->branch, "The branch to write to")->capture_default_str()->type_name("BRANCH");
+  s->add_option("-b,--branch", put->branch, "The branch to write to")
+      ->capture_default_str()
+      ->type_name("BRANCH");
   s->add_flag("-a,--append", put->append, "Append to the file instead of replacing it");
-  s->add_flag("-r,--recursive", put->recursive, "LOCAL is a directory: copy all of it to PATH (\".\" for the root)");
+  s->add_flag("-r,--recursive", put->recursive,
+              "LOCAL is a directory: copy all of it to PATH (\".\" for the root)");
   s->add_option("PATH", put->path, "The path in the branch")->required();
   s->add_option("LOCAL", put->local, "A local file (default: standard input; \"-\" too)");
-  s->footer(footer({"pachctl put-file data/sales.csv ./sales.csv", "echo hello | pachctl put-file -b dev notes/hello.txt",
-                    "pachctl put-file --append logs/today.log ./new-lines.log", "pachctl put-file -r images ./images"},
-                   "0 success; 2 invalid path or branch name, a file where a directory is (or back), "
-                   "-r without a directory; 3 branch or LOCAL not found; 5 the branch was reverted or "
-                   "merged into during the upload (upload again); 7 LOCAL not readable; 9 I/O error."));
+  s->footer(
+      footer({"pachctl put-file data/sales.csv ./sales.csv",
+              "echo hello | pachctl put-file -b dev notes/hello.txt",
+              "pachctl put-file --append logs/today.log ./new-lines.log",
+              "pachctl put-file -r images ./images"},
+             "0 success; 2 invalid path or branch name, a file where a directory is (or back), "
+             "-r without a directory; 3 branch or LOCAL not found; 5 the branch was reverted or "
+             "merged into during the upload (upload again); 7 LOCAL not readable; 9 I/O error."));
   add_runner(s, [put, &ctx] { return run_put(*put, ctx); });
 
   auto get = std::make_shared<GetOptions>();
   s = app.add_subcommand("get-file", "Print a file of a commit or branch (or write it with -o)");
   add_read_options(s, get->commit, get->branch);
-  s->add_option("-o,--output", get->out, "Write to this local file instead of standard output")->type_name("FILE");
+  s->add_option("-o,--output", get->out, "Write to this local file instead of standard output")
+      ->type_name("FILE");
   s->add_option("PATH", get->path, "The file's path")->required();
-  s->footer(footer({"pachctl get-file data/sales.csv", "pachctl get-file -c 3f2a9c1d data/sales.csv > old.csv",
-                    "pachctl get-file -b dev -o hello.txt notes/hello.txt"},
-                   "0 success; 2 invalid path, PATH is a directory, -c with -b; 3 commit, branch or file "
-                   "not found, or OUT's directory missing; 7 OUT not writable; 9 I/O error."));
+  s->footer(footer(
+      {"pachctl get-file data/sales.csv", "pachctl get-file -c 3f2a9c1d data/sales.csv > old.csv",
+       "pachctl get-file -b dev -o hello.txt notes/hello.txt"},
+      "0 success; 2 invalid path, PATH is a directory, -c with -b; 3 commit, branch or file "
+      "not found, or OUT's directory missing; 7 OUT not writable; 9 I/O error."));
   add_runner(s, [get, &ctx] { return run_get(*get, ctx); });
 
   auto del = std::make_shared<DeleteOptions>();
   s = app.add_subcommand("delete-file", "Delete a file or directory from a branch");
-  s->add_option("-b,--branch", del->branch, "The branch")->capture_default_str()->type_name("BRANCH");
+  s->add_option("-b,--branch", del->branch, "The branch")
+      ->capture_default_str()
+      ->type_name("BRANCH");
   s->add_option("PATH", del->path, "The file or directory")->required();
   s->footer(footer({"pachctl delete-file data/old.csv", "pachctl delete-file -b dev scratch"},
                    "0 success; 2 invalid path or branch name; 3 branch or path not found."));
@@ -171,11 +190,14 @@ void setup_file_commands(CLI::App& app, Context& ctx) {
   s = app.add_subcommand("list-file", "List a directory, a file, or the paths a glob matches");
   add_read_options(s, list->commit, list->branch);
   s->add_flag("-R,--recursive", list->recursive, "List everything below the directory");
-  s->add_option("PATH", list->path, "A directory (default: the root), a file, or a glob such as 'data/*.csv' or '**/*.json'");
-  s->footer(footer({"pachctl list-file", "pachctl list-file -R data", "pachctl list-file -c 3f2a9c1d 'data/*.csv'",
-                    "pachctl list-file '**/*.json' --json"},
-                   "0 success (also when a glob matches nothing); 2 invalid path, -c with -b; "
-                   "3 commit, branch or path not found."));
+  s->add_option(
+      "PATH", list->path,
+      "A directory (default: the root), a file, or a glob such as 'data/*.csv' or '**/*.json'");
+  s->footer(
+      footer({"pachctl list-file", "pachctl list-file -R data",
+              "pachctl list-file -c 3f2a9c1d 'data/*.csv'", "pachctl list-file '**/*.json' --json"},
+             "0 success (also when a glob matches nothing); 2 invalid path, -c with -b; "
+             "3 commit, branch or path not found."));
   add_runner(s, [list, &ctx] { return run_list(*list, ctx); });
 }
 

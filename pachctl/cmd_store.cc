@@ -14,13 +14,17 @@ struct InitOptions {
 
 int run_init(const InitOptions& o, Context& ctx) {
   pfs::InitOptions opts;
-  if (o.backend == "btrfs") opts.backend = pfs::BackendKind::kBtrfs;
-  else if (o.backend == "portable") opts.backend = pfs::BackendKind::kPortable;
+  if (o.backend == "btrfs")
+    opts.backend = pfs::BackendKind::kBtrfs;
+  else if (o.backend == "portable")
+    opts.backend = pfs::BackendKind::kPortable;
   std::string dir = o.dir.empty() ? ctx.store_dir() : o.dir;
   auto info = pfs::init_store(dir, opts);
   if (!info) return ctx.fail(info.error());
-  if (ctx.globals.json) ctx.print_json(*info);
-  else fmt::print("Initialized empty pfs store in {} (backend: {})\n", info->path, info->backend);
+  if (ctx.globals.json)
+    ctx.print_json(*info);
+  else
+    fmt::print("Initialized empty pfs store in {} (backend: {})\n", info->path, info->backend);
   return 0;
 }
 
@@ -61,21 +65,27 @@ int run_fsck(bool repair, Context& ctx) {
 void setup_store_commands(CLI::App& app, Context& ctx) {
   auto init = std::make_shared<InitOptions>();
   auto* s = app.add_subcommand("init", "Create a new, empty store (with branch master)");
-  s->add_option("DIR", init->dir, "Where (default: the store pachctl uses, see --store); empty or absent");
-  s->add_option("--backend", init->backend, "auto or btrfs (auto: btrfs where subvolumes can be made)")
+  s->add_option("DIR", init->dir,
+                "Where (default: the store pachctl uses, see --store); empty or absent");
+  s->add_option("--backend", init->backend,
+                "auto or btrfs (auto: btrfs where subvolumes can be made)")
       ->check(CLI::IsMember({"auto", "btrfs"}));
-  s->footer(footer({"pachctl init", "pachctl init /mnt/btrfs/store", "PFS_STORE=/mnt/btrfs/store pachctl init"},
-                   "0 success; 2 DIR is not empty; 4 a store is already there; 7 permission denied; "
-                   "10 DIR is not on btrfs or subvolumes cannot be made there."));
+  s->footer(footer(
+      {"pachctl init", "pachctl init /mnt/btrfs/store", "PFS_STORE=/mnt/btrfs/store pachctl init"},
+      "0 success; 2 DIR is not empty; 4 a store is already there; 7 permission denied; "
+      "10 DIR is not on btrfs or subvolumes cannot be made there."));
   add_runner(s, [init, &ctx] { return run_init(*init, ctx); });
 
-  s = app.add_subcommand("status", "Show the store's path, backend, format, branch and commit counts");
-  s->footer(footer({"pachctl status", "pachctl status --json"}, "0 success; 3 no store there; 8 unreadable store."));
+  s = app.add_subcommand("status",
+                         "Show the store's path, backend, format, branch and commit counts");
+  s->footer(footer({"pachctl status", "pachctl status --json"},
+                   "0 success; 3 no store there; 8 unreadable store."));
   add_runner(s, [&ctx] { return run_status(ctx); });
 
   auto repair = std::make_shared<bool>(false);
   s = app.add_subcommand("fsck", "Check the store's consistency (exit 1 if problems remain)");
-  s->add_flag("--repair", *repair, "Finish interrupted operations, remove their leftovers, recount size figures");
+  s->add_flag("--repair", *repair,
+              "Finish interrupted operations, remove their leftovers, recount size figures");
   s->footer(footer({"pachctl fsck", "pachctl fsck --repair", "pachctl fsck --json"},
                    "0 no problems (leftovers of interrupted operations are not problems); "
                    "1 problems found; 3 no store there; 8 unreadable store."));

@@ -82,10 +82,18 @@ std::string footer(std::initializer_list<std::string_view> examples, std::string
 
 pfs::ErrorCode errno_code(int err) {
   switch (err) {
-    case ENOENT: case ENOTDIR: return pfs::ErrorCode::kNotFound;
-    case EACCES: case EPERM: case EROFS: return pfs::ErrorCode::kPermissionDenied;
-    case EISDIR: case EINVAL: return pfs::ErrorCode::kInvalidArgument;
-    default: return pfs::ErrorCode::kIo;
+    case ENOENT:
+    case ENOTDIR:
+      return pfs::ErrorCode::kNotFound;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return pfs::ErrorCode::kPermissionDenied;
+    case EISDIR:
+    case EINVAL:
+      return pfs::ErrorCode::kInvalidArgument;
+    default:
+      return pfs::ErrorCode::kIo;
   }
 }
 
@@ -132,17 +140,19 @@ pfs::Ref read_ref(const std::string& commit, const std::string& branch) {
 
 int main(int argc, char** argv) {
   using namespace pachctl;
-  CLI::App app{"pachctl: version-controlled file system for data (pfs)\n\n"
-               "Every command works on a store: --store DIR, or $PFS_STORE, or\n"
-               "$XDG_DATA_HOME/pfs, or ~/.local/share/pfs. Run 'pachctl help COMMAND'\n"
-               "or 'man pachctl-COMMAND'."};
+  CLI::App app{
+      "pachctl: version-controlled file system for data (pfs)\n\n"
+      "Every command works on a store: --store DIR, or $PFS_STORE, or\n"
+      "$XDG_DATA_HOME/pfs, or ~/.local/share/pfs. Run 'pachctl help COMMAND'\n"
+      "or 'man pachctl-COMMAND'."};
   app.name("pachctl");
   app.require_subcommand(0, 1);
   app.fallthrough();  // global options may follow the command: pachctl log --json
   app.set_version_flag("--version", std::string("pachctl ") + std::string(pfs::version()));
   Context ctx;
   app.add_option("-s,--store", ctx.globals.store,
-                 "The store's directory (default: $PFS_STORE, else $XDG_DATA_HOME/pfs, else ~/.local/share/pfs)")
+                 "The store's directory (default: $PFS_STORE, else $XDG_DATA_HOME/pfs, else "
+                 "~/.local/share/pfs)")
       ->type_name("DIR");
   app.add_flag("--json", ctx.globals.json, "Print results as JSON, for scripts");
 
@@ -165,12 +175,14 @@ int main(int argc, char** argv) {
     }
     for (auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
       if (sub->get_name() == topic || sub->check_name(topic)) {
-        fmt::print("{}", fmt_help->make_help(sub, "pachctl " + sub->get_name(), CLI::AppFormatMode::Normal));
+        fmt::print("{}", fmt_help->make_help(sub, "pachctl " + sub->get_name(),
+                                             CLI::AppFormatMode::Normal));
         return 0;
       }
     }
-    return ctx.fail(pfs::ErrorCode::kInvalidArgument,
-                    fmt::format("unknown command \"{}\" (list commands with: pachctl help)", topic));
+    return ctx.fail(
+        pfs::ErrorCode::kInvalidArgument,
+        fmt::format("unknown command \"{}\" (list commands with: pachctl help)", topic));
   });
 
   try {

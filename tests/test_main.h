@@ -22,10 +22,12 @@ int main(int argc, char** argv) {
   if (test_root().empty()) {
     const char* req = std::getenv("PFS_REQUIRE_BTRFS");
     if (req && std::string(req) == "1") {
-      std::fprintf(stderr, "PFS_TEST_ROOT is not set but PFS_REQUIRE_BTRFS=1: run scripts/test.sh\n");
+      std::fprintf(stderr,
+                   "PFS_TEST_ROOT is not set but PFS_REQUIRE_BTRFS=1: run scripts/test.sh\n");
       return 1;
     }
-    std::fprintf(stderr, "skipped: PFS_TEST_ROOT (a btrfs mount) is not set; run scripts/test.sh\n");
+    std::fprintf(stderr,
+                 "skipped: PFS_TEST_ROOT (a btrfs mount) is not set; run scripts/test.sh\n");
     return 77;
   }
   doctest::Context ctx(argc, argv);

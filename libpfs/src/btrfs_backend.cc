@@ -32,9 +32,10 @@ constexpr const char* kStaging = ".pfs-staging";
 [[noreturn]] void fail_btrfs(enum btrfs_util_error err, std::string_view what) {
   int e = errno;
   if (e == EPERM || e == EACCES)
-    failf(ErrorCode::kPermissionDenied, "{}: {} ({}); btrfs subvolume operations need root or "
-          "a file system mounted with user_subvol_rm_allowed", what, btrfs_util_strerror(err),
-          std::strerror(e));
+    failf(ErrorCode::kPermissionDenied,
+          "{}: {} ({}); btrfs subvolume operations need root or "
+          "a file system mounted with user_subvol_rm_allowed",
+          what, btrfs_util_strerror(err), std::strerror(e));
   failf(ErrorCode::kIo, "{}: {} ({})", what, btrfs_util_strerror(err), std::strerror(e));
 }
 
@@ -62,8 +63,8 @@ Entry entry_from_stat(const std::string& path, const struct stat& st) {
     // A snapshot keeps inode numbers and ctimes; pfs never rewrites a file in
     // place (it renames a new inode over it), so these match only for the
     // very same, unchanged file.
-    e.identity = fmt::format("{}:{}.{}:{}", st.st_ino, st.st_ctim.tv_sec, st.st_ctim.tv_nsec,
-                             st.st_size);
+    e.identity =
+        fmt::format("{}:{}.{}:{}", st.st_ino, st.st_ctim.tv_sec, st.st_ctim.tv_nsec, st.st_size);
   }
   return e;
 }
@@ -255,9 +256,12 @@ class BtrfsWorkTree final : public WorkTree {
     UniqueFd parent = open_beneath_dir(parent_of(path));
     std::string base = base_of(path);
     auto st = stat_at(parent.get(), base);
-    if (st && S_ISDIR(st->st_mode)) remove_tree(parent.get(), base);
-    else if (st) unlink_if_exists(parent.get(), base);
-    UniqueFd out(::openat(parent.get(), base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (st && S_ISDIR(st->st_mode))
+      remove_tree(parent.get(), base);
+    else if (st)
+      unlink_if_exists(parent.get(), base);
+    UniqueFd out(
+        ::openat(parent.get(), base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (!out) fail_errno(errno, "create " + path);
     copy_fd(in.get(), out.get());  // a reflink: O(1)
   }
@@ -295,12 +299,18 @@ class BtrfsBackend final : public Backend {
 
   std::unique_ptr<TreeReader> open_branch(const std::string& branch) override {
     UniqueFd fd = open_dir_if_exists(branches_.get(), branch);
-    if (!fd) failf(ErrorCode::kNotFound, "branch \"{}\" not found (list branches with: pachctl list-branch)", branch);
+    if (!fd)
+      failf(ErrorCode::kNotFound,
+            "branch \"{}\" not found (list branches with: pachctl list-branch)", branch);
     return std::make_unique<BtrfsTree>(std::move(fd), fmt::format("branch \"{}\"", branch), true);
   }
 
-  bool has_commit_tree(const std::string& id) override { return stat_at(commits_.get(), id).has_value(); }
-  bool has_branch_tree(const std::string& b) override { return stat_at(branches_.get(), b).has_value(); }
+  bool has_commit_tree(const std::string& id) override {
+    return stat_at(commits_.get(), id).has_value();
+  }
+  bool has_branch_tree(const std::string& b) override {
+    return stat_at(branches_.get(), b).has_value();
+  }
   std::vector<std::string> list_commit_trees() override { return list_dir_names(commits_.get()); }
   std::vector<std::string> list_branch_trees() override { return list_dir_names(branches_.get()); }
 
@@ -324,11 +334,13 @@ class BtrfsBackend final : public Backend {
   void reset_branch_tree(const std::string& branch, const std::string& id) override {
     std::string tmp = id + ".reset." + random_hex(4);
     UniqueFd src = open_dir(commits_.get(), id);
-    auto err = btrfs_util_create_snapshot_fd2(src.get(), tmp_.get(), tmp.c_str(), 0, nullptr, nullptr);
+    auto err =
+        btrfs_util_create_snapshot_fd2(src.get(), tmp_.get(), tmp.c_str(), 0, nullptr, nullptr);
     if (err) fail_btrfs(err, "snapshot commit " + id);
     crash_point("reset.before-exchange");
     // One atomic step: readers see the old tree or the new one, never none.
-    if (::renameat2(tmp_.get(), tmp.c_str(), branches_.get(), branch.c_str(), RENAME_EXCHANGE) != 0) {
+    if (::renameat2(tmp_.get(), tmp.c_str(), branches_.get(), branch.c_str(), RENAME_EXCHANGE) !=
+        0) {
       if (errno != ENOENT) fail_errno(errno, "swap the working tree of branch " + branch);
       if (::renameat(tmp_.get(), tmp.c_str(), branches_.get(), branch.c_str()) != 0)
         fail_errno(errno, "install the working tree of branch " + branch);
@@ -339,7 +351,9 @@ class BtrfsBackend final : public Backend {
 
   std::unique_ptr<Staging> stage(const std::string& branch, StageKind kind) override {
     UniqueFd root = open_dir_if_exists(branches_.get(), branch);
-    if (!root) failf(ErrorCode::kNotFound, "branch \"{}\" not found (list branches with: pachctl list-branch)", branch);
+    if (!root)
+      failf(ErrorCode::kNotFound,
+            "branch \"{}\" not found (list branches with: pachctl list-branch)", branch);
     if (::mkdirat(root.get(), kStaging, 0755) != 0 && errno != EEXIST)
       fail_errno(errno, "create staging area");
     UniqueFd dir = open_dir(root.get(), kStaging);
@@ -415,7 +429,8 @@ class BtrfsBackend final : public Backend {
   void snapshot(const std::string& branch, const std::string& id) override {
     UniqueFd src = open_dir_if_exists(branches_.get(), branch);
     if (!src) failf(ErrorCode::kNotFound, "branch \"{}\" not found", branch);
-    auto err = btrfs_util_create_snapshot_fd2(src.get(), commits_.get(), id.c_str(), 0, nullptr, nullptr);
+    auto err =
+        btrfs_util_create_snapshot_fd2(src.get(), commits_.get(), id.c_str(), 0, nullptr, nullptr);
     if (err) fail_btrfs(err, "snapshot branch " + branch);
     crash_point("snapshot.after-create");
     UniqueFd snap = open_dir(commits_.get(), id);
@@ -459,8 +474,9 @@ class BtrfsBackend final : public Backend {
  private:
   StatsDelta publish_file(int root, BtrfsStaging& s, const std::string& path, bool append) {
     mkdirs_beneath(root, parent_of(path));
-    UniqueFd parent = parent_of(path).empty() ? UniqueFd(::fcntl(root, F_DUPFD_CLOEXEC, 0))
-                                              : open_beneath(root, parent_of(path), O_RDONLY | O_DIRECTORY);
+    UniqueFd parent = parent_of(path).empty()
+                          ? UniqueFd(::fcntl(root, F_DUPFD_CLOEXEC, 0))
+                          : open_beneath(root, parent_of(path), O_RDONLY | O_DIRECTORY);
     if (!parent) fail_errno(errno, "open parent of " + path);
     std::string base = base_of(path);
     auto old = stat_at(parent.get(), base);
@@ -476,7 +492,8 @@ class BtrfsBackend final : public Backend {
       // New inode = old content (reflinked, O(1)) + staged bytes; renamed
       // over the old one so readers never see a half-appended file.
       from = s.name_ + ".append";
-      UniqueFd out(::openat(s.dir_.get(), from.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+      UniqueFd out(
+          ::openat(s.dir_.get(), from.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
       if (!out) fail_errno(errno, "create staged file");
       try {
         UniqueFd in(::openat(parent.get(), base.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
@@ -509,8 +526,10 @@ class BtrfsBackend final : public Backend {
       if (!s || !d) continue;
       std::string p = join(rel, name);
       if (S_ISDIR(s->st_mode) != S_ISDIR(d->st_mode))
-        failf(ErrorCode::kInvalidArgument, "\"{}\" is a {} in the branch but a {} in the upload; "
-              "delete it first", p, S_ISDIR(d->st_mode) ? "directory" : "file",
+        failf(ErrorCode::kInvalidArgument,
+              "\"{}\" is a {} in the branch but a {} in the upload; "
+              "delete it first",
+              p, S_ISDIR(d->st_mode) ? "directory" : "file",
               S_ISDIR(s->st_mode) ? "directory" : "file");
       if (S_ISDIR(s->st_mode)) {
         UniqueFd sd = open_dir(src, name), dd = open_dir(dst, name);
@@ -533,7 +552,8 @@ class BtrfsBackend final : public Backend {
         d.bytes -= old->st_size;
         d.files -= 1;
       }
-      if (::renameat(src, name.c_str(), dst, name.c_str()) != 0) fail_errno(errno, "publish " + name);
+      if (::renameat(src, name.c_str(), dst, name.c_str()) != 0)
+        fail_errno(errno, "publish " + name);
     }
   }
 
@@ -541,8 +561,9 @@ class BtrfsBackend final : public Backend {
     StatsDelta d{static_cast<std::int64_t>(s.files_), static_cast<std::int64_t>(s.bytes_)};
     if (!path.empty()) {
       mkdirs_beneath(root, parent_of(path));
-      UniqueFd parent = parent_of(path).empty() ? UniqueFd(::fcntl(root, F_DUPFD_CLOEXEC, 0))
-                                                : open_beneath(root, parent_of(path), O_RDONLY | O_DIRECTORY);
+      UniqueFd parent = parent_of(path).empty()
+                            ? UniqueFd(::fcntl(root, F_DUPFD_CLOEXEC, 0))
+                            : open_beneath(root, parent_of(path), O_RDONLY | O_DIRECTORY);
       if (!parent) fail_errno(errno, "open parent of " + path);
       auto old = stat_at(parent.get(), base_of(path));
       if (!old) {  // nothing there: the whole staged directory moves in one rename
@@ -552,7 +573,8 @@ class BtrfsBackend final : public Backend {
         return d;
       }
       if (!S_ISDIR(old->st_mode))
-        failf(ErrorCode::kInvalidArgument, "\"{}\" is a file in the branch; a directory cannot replace it", path);
+        failf(ErrorCode::kInvalidArgument,
+              "\"{}\" is a file in the branch; a directory cannot replace it", path);
     }
     UniqueFd dst = path.empty() ? UniqueFd(::fcntl(root, F_DUPFD_CLOEXEC, 0))
                                 : open_beneath(root, path, O_RDONLY | O_DIRECTORY);

@@ -5,9 +5,9 @@
 #include <linux/fs.h>
 #include <linux/openat2.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/sendfile.h>
-#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -27,14 +27,31 @@ void UniqueFd::reset(int fd) {
 void fail_errno(int err, std::string_view what) {
   ErrorCode code = ErrorCode::kIo;
   switch (err) {
-    case ENOENT: code = ErrorCode::kNotFound; break;
-    case EEXIST: case ENOTEMPTY: code = ErrorCode::kAlreadyExists; break;
-    case EACCES: case EPERM: case EROFS: code = ErrorCode::kPermissionDenied; break;
-    case ENOTDIR: case EISDIR: case ENAMETOOLONG: case ELOOP: case EXDEV:
+    case ENOENT:
+      code = ErrorCode::kNotFound;
+      break;
+    case EEXIST:
+    case ENOTEMPTY:
+      code = ErrorCode::kAlreadyExists;
+      break;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      code = ErrorCode::kPermissionDenied;
+      break;
+    case ENOTDIR:
+    case EISDIR:
+    case ENAMETOOLONG:
+    case ELOOP:
+    case EXDEV:
       code = ErrorCode::kInvalidArgument;
       break;
-    case ENOSPC: case EDQUOT: code = ErrorCode::kIo; break;
-    default: break;
+    case ENOSPC:
+    case EDQUOT:
+      code = ErrorCode::kIo;
+      break;
+    default:
+      break;
   }
   failf(code, "{}: {}", what, std::strerror(err));
 }
@@ -88,8 +105,7 @@ void mkdirs_beneath(int dirfd, const std::string& rel) {
     int fd = ::openat(cur.get(), seg.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
       if (errno == ENOTDIR || errno == ELOOP)
-        failf(ErrorCode::kInvalidArgument, "\"{}\" is a file, not a directory",
-              rel.substr(0, end));
+        failf(ErrorCode::kInvalidArgument, "\"{}\" is a file, not a directory", rel.substr(0, end));
       fail_errno(errno, "open directory " + rel.substr(0, end));
     }
     cur.reset(fd);
@@ -191,7 +207,8 @@ void remove_tree(int dirfd, const std::string& name) {
 
 std::uint64_t copy_fd(int in_fd, int out_fd) {
   std::uint64_t total = 0;
-  struct stat in_st {}, out_st {};
+  struct stat in_st {
+  }, out_st{};
   bool regular_in = ::fstat(in_fd, &in_st) == 0 && S_ISREG(in_st.st_mode);
   bool regular_out = ::fstat(out_fd, &out_st) == 0 && S_ISREG(out_st.st_mode);
   off_t in_off = ::lseek(in_fd, 0, SEEK_CUR);

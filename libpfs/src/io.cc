@@ -83,6 +83,8 @@ std::unique_ptr<Source> Source::from_string(std::string bytes) {
   return std::make_unique<StringSource>(std::move(bytes));
 }
 std::unique_ptr<Sink> Sink::to_fd(int fd) { return std::make_unique<FdSink>(fd); }
-std::unique_ptr<Sink> Sink::to_string(std::string* out) { return std::make_unique<StringSink>(out); }
+std::unique_ptr<Sink> Sink::to_string(std::string* out) {
+  return std::make_unique<StringSink>(out);
+}
 
 }  // namespace pfs

@@ -15,7 +15,7 @@ std::string format_time_utc(std::int64_t ns) {
     frac += 1000000000;
     secs -= 1;
   }
-  std::tm tm {};
+  std::tm tm{};
   ::gmtime_r(&secs, &tm);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900, tm.tm_mon + 1,
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
@@ -23,9 +23,12 @@ std::string format_time_utc(std::int64_t ns) {
 
 std::string_view change_name(DiffEntry::Change c) {
   switch (c) {
-    case DiffEntry::Change::kAdded: return "added";
-    case DiffEntry::Change::kModified: return "modified";
-    case DiffEntry::Change::kDeleted: return "deleted";
+    case DiffEntry::Change::kAdded:
+      return "added";
+    case DiffEntry::Change::kModified:
+      return "modified";
+    case DiffEntry::Change::kDeleted:
+      return "deleted";
   }
   return "?";
 }
@@ -90,8 +93,8 @@ void to_json(json& j, const FileInfo& v) {
 
 void from_json(const json& j, FileInfo& v) {
   v.path = j.at("path").get<std::string>();
-  v.type = j.at("type").get<std::string>() == "dir" ? FileInfo::Type::kDirectory
-                                                    : FileInfo::Type::kFile;
+  v.type =
+      j.at("type").get<std::string>() == "dir" ? FileInfo::Type::kDirectory : FileInfo::Type::kFile;
   v.size = j.at("size").get<std::uint64_t>();
   v.mtime_ns = j.value("mtime_ns", std::int64_t{0});
 }
@@ -105,7 +108,7 @@ void to_json(json& j, const DiffEntry& v) {
 
 void from_json(const json& j, DiffEntry& v) {
   auto c = j.at("change").get<std::string>();
-  v.change = c == "added"      ? DiffEntry::Change::kAdded
+  v.change = c == "added"     ? DiffEntry::Change::kAdded
              : c == "deleted" ? DiffEntry::Change::kDeleted
                               : DiffEntry::Change::kModified;
   v.path = j.at("path").get<std::string>();

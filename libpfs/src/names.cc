@@ -31,8 +31,7 @@ std::string normalize_path(std::string_view path, bool allow_root) {
           path);
   if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
   for (char c : path) {
-    if (c == '\0')
-      fail(ErrorCode::kInvalidArgument, "path contains a NUL byte");
+    if (c == '\0') fail(ErrorCode::kInvalidArgument, "path contains a NUL byte");
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
       failf(ErrorCode::kInvalidArgument,
             "path \"{}\" contains a control character; use printable names", path);
@@ -43,8 +42,8 @@ std::string normalize_path(std::string_view path, bool allow_root) {
     if (s.empty())
       failf(ErrorCode::kInvalidArgument, "path \"{}\" has an empty segment (\"//\")", path);
     if (s == "..")
-      failf(ErrorCode::kInvalidArgument, "path \"{}\" contains \"..\"; paths may not leave the tree",
-            path);
+      failf(ErrorCode::kInvalidArgument,
+            "path \"{}\" contains \"..\"; paths may not leave the tree", path);
     if (s == ".")
       failf(ErrorCode::kInvalidArgument, "path \"{}\" contains \".\"; write it without", path);
     if (s.size() > kMaxName)

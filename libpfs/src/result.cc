@@ -4,16 +4,26 @@ namespace pfs {
 
 std::string_view code_name(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return "invalid_argument";
-    case ErrorCode::kNotFound: return "not_found";
-    case ErrorCode::kAlreadyExists: return "already_exists";
-    case ErrorCode::kConflict: return "conflict";
-    case ErrorCode::kBusy: return "busy";
-    case ErrorCode::kPermissionDenied: return "permission_denied";
-    case ErrorCode::kCorruption: return "corruption";
-    case ErrorCode::kIo: return "io";
-    case ErrorCode::kUnsupported: return "unsupported";
-    case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kInvalidArgument:
+      return "invalid_argument";
+    case ErrorCode::kNotFound:
+      return "not_found";
+    case ErrorCode::kAlreadyExists:
+      return "already_exists";
+    case ErrorCode::kConflict:
+      return "conflict";
+    case ErrorCode::kBusy:
+      return "busy";
+    case ErrorCode::kPermissionDenied:
+      return "permission_denied";
+    case ErrorCode::kCorruption:
+      return "corruption";
+    case ErrorCode::kIo:
+      return "io";
+    case ErrorCode::kUnsupported:
+      return "unsupported";
+    case ErrorCode::kInternal:
+      return "internal";
   }
   return "internal";
 }
@@ -21,16 +31,26 @@ std::string_view code_name(ErrorCode code) {
 // The one table of exit statuses; man/pachctl.1 (EXIT STATUS) mirrors it.
 int exit_status(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return 2;
-    case ErrorCode::kNotFound: return 3;
-    case ErrorCode::kAlreadyExists: return 4;
-    case ErrorCode::kConflict: return 5;
-    case ErrorCode::kBusy: return 6;
-    case ErrorCode::kPermissionDenied: return 7;
-    case ErrorCode::kCorruption: return 8;
-    case ErrorCode::kIo: return 9;
-    case ErrorCode::kUnsupported: return 10;
-    case ErrorCode::kInternal: return 70;
+    case ErrorCode::kInvalidArgument:
+      return 2;
+    case ErrorCode::kNotFound:
+      return 3;
+    case ErrorCode::kAlreadyExists:
+      return 4;
+    case ErrorCode::kConflict:
+      return 5;
+    case ErrorCode::kBusy:
+      return 6;
+    case ErrorCode::kPermissionDenied:
+      return 7;
+    case ErrorCode::kCorruption:
+      return 8;
+    case ErrorCode::kIo:
+      return 9;
+    case ErrorCode::kUnsupported:
+      return 10;
+    case ErrorCode::kInternal:
+      return 70;
   }
   return 70;
 }

@@ -14,8 +14,8 @@
 #include <set>
 #include <unordered_set>
 
-#include <nlohmann/json.hpp>
 #include <pfs/json.h>
+#include <nlohmann/json.hpp>
 
 #include "names.h"
 
@@ -29,8 +29,8 @@ namespace {
 // multi-step operation (pending_*, stats_stale). See docs/format.md.
 struct BranchState {
   BranchInfo info;
-  std::string pending_op;  // "commit", "revert" or "merge" while one runs
-  std::string pending_id;  // the commit it is creating
+  std::string pending_op;    // "commit", "revert" or "merge" while one runs
+  std::string pending_id;    // the commit it is creating
   bool stats_stale = false;  // a write was being published
 };
 
@@ -115,8 +115,10 @@ void add_all(TreeReader& t, const Entry& e, DiffEntry::Change change, std::vecto
   DiffEntry d;
   d.change = change;
   d.path = e.info.path;
-  if (change == DiffEntry::Change::kDeleted) d.old_size = e.info.size;
-  else d.new_size = e.info.size;
+  if (change == DiffEntry::Change::kDeleted)
+    d.old_size = e.info.size;
+  else
+    d.new_size = e.info.size;
   out.push_back(std::move(d));
 }
 
@@ -290,7 +292,9 @@ class LocalStore final : public Client {
       FileLock lock(locks_.get(), "branch." + b, true);
       BranchState st = load_and_recover(b);
       if (!backend_->open_branch(b)->stat(p))
-        failf(ErrorCode::kNotFound, "\"{}\" not found in branch \"{}\" (list files with: pachctl list-file -b {})", p, b, b);
+        failf(ErrorCode::kNotFound,
+              "\"{}\" not found in branch \"{}\" (list files with: pachctl list-file -b {})", p, b,
+              b);
       TreeStats removed = while_stale(st, [&] { return backend_->remove(b, p); });
       crash_point("delete.after-remove");
       st.info.stats.files -= std::min(st.info.stats.files, removed.files);
@@ -402,12 +406,16 @@ class LocalStore final : public Client {
       for (const auto& b : branch_names()) {
         auto st = read_state(b);
         if (st.info.head == id)
-          failf(ErrorCode::kConflict, "commit {} is the head of branch \"{}\"; delete or move the branch first", id, b);
+          failf(ErrorCode::kConflict,
+                "commit {} is the head of branch \"{}\"; delete or move the branch first", id, b);
       }
       for (const auto& other : commit_ids()) {
         auto c = read_commit(other);
         if (c && (c->parent == id || c->merge_parent == id))
-          failf(ErrorCode::kConflict, "commit {} is a parent of commit {}; only commits nothing depends on can be deleted", id, other);
+          failf(
+              ErrorCode::kConflict,
+              "commit {} is a parent of commit {}; only commits nothing depends on can be deleted",
+              id, other);
       }
       unlink_if_exists(commits_.get(), id + ".json");  // the commit point
       fsync_dir(commits_.get());
@@ -498,7 +506,8 @@ class LocalStore final : public Client {
       if (st.info.dirty && !opts.force)
         failf(ErrorCode::kConflict,
               "branch \"{}\" has uncommitted changes; commit them first (pachctl commit -b {}) "
-              "or discard them with --force", b, b);
+              "or discard them with --force",
+              b, b);
       CommitInfo t = must_read_commit(target);
       CommitInfo c;
       c.id = random_hex(kCommitIdLength / 2);
@@ -532,7 +541,8 @@ class LocalStore final : public Client {
       BranchState theirs_st = read_state(f);
       if (st.info.dirty)
         failf(ErrorCode::kConflict,
-              "branch \"{}\" has uncommitted changes; commit them first (pachctl commit -b {})", b, b);
+              "branch \"{}\" has uncommitted changes; commit them first (pachctl commit -b {})", b,
+              b);
       MergeResult result;
       const std::string& ours_id = st.info.head;
       const std::string& theirs_id = theirs_st.info.head;
@@ -555,7 +565,8 @@ class LocalStore final : public Client {
           continue;
         }
         const DiffEntry& o = it->second;
-        bool both_deleted = d.change == DiffEntry::Change::kDeleted && o.change == DiffEntry::Change::kDeleted;
+        bool both_deleted =
+            d.change == DiffEntry::Change::kDeleted && o.change == DiffEntry::Change::kDeleted;
         bool same_content = d.change != DiffEntry::Change::kDeleted &&
                             o.change != DiffEntry::Change::kDeleted &&
                             same_file(*ours, *ours->stat(d.path), *theirs, *theirs->stat(d.path));
@@ -582,34 +593,33 @@ class LocalStore final : public Client {
   }
 
   MergeResult apply_merge(BranchState& st, CommitInfo& c, const std::vector<DiffEntry>& take,
-                          TreeReader& theirs_tree, const MergeOptions& opts, MergeResult result) {
-      auto* theirs = &theirs_tree;
-      auto work = begin_work(st, "merge", c.id, c.parent);
-      std::vector<std::string> clashes;
-      for (auto& d : take) {
-        if (d.change == DiffEntry::Change::kDeleted) {
-          work->remove(d.path);
-        } else if (!apply_copy(*work, *theirs, d.path, opts.on_conflict)) {
-          clashes.push_back(d.path);
-          continue;
-        }
-        result.applied.push_back(d);
+                          TreeReader& theirs, const MergeOptions& opts, MergeResult result) {
+    auto work = begin_work(st, "merge", c.id, c.parent);
+    std::vector<std::string> clashes;
+    for (auto& d : take) {
+      if (d.change == DiffEntry::Change::kDeleted) {
+        work->remove(d.path);
+      } else if (!apply_copy(*work, theirs, d.path, opts.on_conflict)) {
+        clashes.push_back(d.path);
+        continue;
       }
-      if (!clashes.empty()) {  // a file where the other side has a directory, or back
-        result.conflicts.insert(result.conflicts.end(), clashes.begin(), clashes.end());
-        std::sort(result.conflicts.begin(), result.conflicts.end());
-        if (opts.on_conflict == MergeOptions::Strategy::kFail) {
-          work.reset();
-          abandon_work(st);
-          result.applied.clear();
-          return result;
-        }
+      result.applied.push_back(d);
+    }
+    if (!clashes.empty()) {  // a file where the other side has a directory, or back
+      result.conflicts.insert(result.conflicts.end(), clashes.begin(), clashes.end());
+      std::sort(result.conflicts.begin(), result.conflicts.end());
+      if (opts.on_conflict == MergeOptions::Strategy::kFail) {
+        work.reset();
+        abandon_work(st);
+        result.applied.clear();
+        return result;
       }
-      c.stats = count_tree(work->reader());
-      backend_->freeze(*work, c.id);
-      finish_work(st, c);
-      result.commit = c;
-      return result;
+    }
+    c.stats = count_tree(work->reader());
+    backend_->freeze(*work, c.id);
+    finish_work(st, c);
+    result.commit = c;
+    return result;
   }
 
   Result<FsckReport> fsck(bool repair) override {
@@ -635,13 +645,16 @@ class LocalStore final : public Client {
     try {
       return json::parse(*text).get<CommitInfo>();
     } catch (const json::exception& e) {
-      failf(ErrorCode::kCorruption, "metadata of commit {} is unreadable ({}); run pachctl fsck", id, e.what());
+      failf(ErrorCode::kCorruption, "metadata of commit {} is unreadable ({}); run pachctl fsck",
+            id, e.what());
     }
   }
 
   CommitInfo must_read_commit(const std::string& id) {
     auto c = read_commit(id);
-    if (!c) failf(ErrorCode::kNotFound, "commit {} not found (list commits with: pachctl list-commit)", id);
+    if (!c)
+      failf(ErrorCode::kNotFound, "commit {} not found (list commits with: pachctl list-commit)",
+            id);
     return *c;
   }
 
@@ -654,7 +667,8 @@ class LocalStore final : public Client {
   BranchState read_state(const std::string& b) {
     auto text = read_small_file(branches_.get(), b + ".json");
     if (!text)
-      failf(ErrorCode::kNotFound, "branch \"{}\" not found (list branches with: pachctl list-branch)", b);
+      failf(ErrorCode::kNotFound,
+            "branch \"{}\" not found (list branches with: pachctl list-branch)", b);
     try {
       json j = json::parse(*text);
       BranchState s;
@@ -664,7 +678,8 @@ class LocalStore final : public Client {
       s.stats_stale = j.value("stats_stale", false);
       return s;
     } catch (const json::exception& e) {
-      failf(ErrorCode::kCorruption, "state of branch \"{}\" is unreadable ({}); run pachctl fsck", b, e.what());
+      failf(ErrorCode::kCorruption, "state of branch \"{}\" is unreadable ({}); run pachctl fsck",
+            b, e.what());
     }
   }
 
@@ -734,8 +749,10 @@ class LocalStore final : public Client {
     BranchState st = load_and_recover(b);
     StatsDelta d = while_stale(st, [&] { return backend_->publish(b, staged, p, append); });
     crash_point("put.after-publish");
-    st.info.stats.files = static_cast<std::uint64_t>(static_cast<std::int64_t>(st.info.stats.files) + d.files);
-    st.info.stats.bytes = static_cast<std::uint64_t>(static_cast<std::int64_t>(st.info.stats.bytes) + d.bytes);
+    st.info.stats.files =
+        static_cast<std::uint64_t>(static_cast<std::int64_t>(st.info.stats.files) + d.files);
+    st.info.stats.bytes =
+        static_cast<std::uint64_t>(static_cast<std::int64_t>(st.info.stats.bytes) + d.bytes);
     st.info.dirty = true;
     st.stats_stale = false;
     save_state(st);
@@ -819,7 +836,8 @@ class LocalStore final : public Client {
     if (branch_like && read_small_file(branches_.get(), name + ".json")) {
       auto head = read_state(name).info.head;
       if (head.empty())
-        failf(ErrorCode::kNotFound, "branch \"{}\" has no commits yet (commit with: pachctl commit -b {})", name, name);
+        failf(ErrorCode::kNotFound,
+              "branch \"{}\" has no commits yet (commit with: pachctl commit -b {})", name, name);
       return head;
     }
     if (is_hex(name) && name.size() >= kMinCommitPrefix && name.size() < kCommitIdLength) {
@@ -828,9 +846,12 @@ class LocalStore final : public Client {
         if (id.compare(0, name.size(), name) == 0) hits.push_back(id);
       if (hits.size() == 1) return hits[0];
       if (hits.size() > 1)
-        failf(ErrorCode::kInvalidArgument, "commit prefix \"{}\" is ambiguous ({} commits match); give more digits", name, hits.size());
+        failf(ErrorCode::kInvalidArgument,
+              "commit prefix \"{}\" is ambiguous ({} commits match); give more digits", name,
+              hits.size());
     }
-    failf(ErrorCode::kNotFound, "no commit or branch named \"{}\" (list commits with: pachctl list-commit)", name);
+    failf(ErrorCode::kNotFound,
+          "no commit or branch named \"{}\" (list commits with: pachctl list-commit)", name);
   }
 
   std::vector<std::string> parents_of(const std::string& id) {
@@ -911,10 +932,12 @@ class LocalStore final : public Client {
     return e->info;
   }
 
-  void list_into(TreeReader& tree, const std::string& dir, bool recursive, std::vector<FileInfo>& out) {
+  void list_into(TreeReader& tree, const std::string& dir, bool recursive,
+                 std::vector<FileInfo>& out) {
     for (auto& e : tree.list(dir)) {
       out.push_back(e.info);
-      if (recursive && e.info.type == FileInfo::Type::kDirectory) list_into(tree, e.info.path, true, out);
+      if (recursive && e.info.type == FileInfo::Type::kDirectory)
+        list_into(tree, e.info.path, true, out);
     }
   }
 
@@ -938,15 +961,19 @@ class LocalStore final : public Client {
       std::string p = dir.empty() ? seg : dir + "/" + seg;
       auto e = tree.stat(p);
       if (!e) return;
-      if (last) found.emplace(p, e->info);
-      else if (e->info.type == FileInfo::Type::kDirectory) glob_walk(tree, p, segs, i + 1, found);
+      if (last)
+        found.emplace(p, e->info);
+      else if (e->info.type == FileInfo::Type::kDirectory)
+        glob_walk(tree, p, segs, i + 1, found);
       return;
     }
     for (auto& e : tree.list(dir)) {
       std::string name = e.info.path.substr(dir.empty() ? 0 : dir.size() + 1);
       if (!glob_segment_match(seg, name)) continue;
-      if (last) found.emplace(e.info.path, e.info);
-      else if (e.info.type == FileInfo::Type::kDirectory) glob_walk(tree, e.info.path, segs, i + 1, found);
+      if (last)
+        found.emplace(e.info.path, e.info);
+      else if (e.info.type == FileInfo::Type::kDirectory)
+        glob_walk(tree, e.info.path, segs, i + 1, found);
     }
   }
 
@@ -1031,7 +1058,10 @@ class LocalStore final : public Client {
           st = load_and_recover(b);
           r.repaired.push_back(fmt::format("branch \"{}\": finished an interrupted operation", b));
         } else {
-          r.leftovers.push_back(fmt::format("branch \"{}\": an interrupted {} is finished or undone at its next write (or by fsck --repair)", b, st.pending_op.empty() ? "write" : st.pending_op));
+          r.leftovers.push_back(
+              fmt::format("branch \"{}\": an interrupted {} is finished or undone at its next "
+                          "write (or by fsck --repair)",
+                          b, st.pending_op.empty() ? "write" : st.pending_op));
           continue;
         }
       }
@@ -1045,7 +1075,8 @@ class LocalStore final : public Client {
           r.repaired.push_back(fmt::format("branch \"{}\": recounted its size figures", b));
         } else {
           problem(fmt::format("branch \"{}\": records {} files / {} bytes but holds {} / {}", b,
-                              st.info.stats.files, st.info.stats.bytes, counted.files, counted.bytes));
+                              st.info.stats.files, st.info.stats.bytes, counted.files,
+                              counted.bytes));
         }
       }
     }
@@ -1056,7 +1087,10 @@ class LocalStore final : public Client {
         backend_->delete_commit_tree(id);
         r.repaired.push_back(fmt::format("removed the tree of unfinished commit {}", id));
       } else {
-        r.leftovers.push_back(fmt::format("tree {} belongs to no commit (left by an interrupted operation; fsck --repair removes it)", id));
+        r.leftovers.push_back(
+            fmt::format("tree {} belongs to no commit (left by an interrupted operation; fsck "
+                        "--repair removes it)",
+                        id));
       }
     }
     for (auto& b : backend_->list_branch_trees()) {
@@ -1065,7 +1099,10 @@ class LocalStore final : public Client {
         backend_->delete_branch_tree(b);
         r.repaired.push_back(fmt::format("removed the working tree of deleted branch \"{}\"", b));
       } else {
-        r.leftovers.push_back(fmt::format("working tree \"{}\" belongs to no branch (left by an interrupted branch operation; fsck --repair removes it)", b));
+        r.leftovers.push_back(
+            fmt::format("working tree \"{}\" belongs to no branch (left by an interrupted branch "
+                        "operation; fsck --repair removes it)",
+                        b));
       }
     }
     return r;
@@ -1082,12 +1119,14 @@ std::unique_ptr<Client> open_local_store(const std::filesystem::path& dir) {
   UniqueFd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root) {
     if (errno == ENOENT)
-      failf(ErrorCode::kNotFound, "no store at {} (create one with: pachctl init {})", dir.string(), dir.string());
+      failf(ErrorCode::kNotFound, "no store at {} (create one with: pachctl init {})", dir.string(),
+            dir.string());
     fail_errno(errno, "open store " + dir.string());
   }
   auto text = read_small_file(root.get(), kStoreFile);
   if (!text)
-    failf(ErrorCode::kNotFound, "{} is not a pfs store (create one with: pachctl init {})", dir.string(), dir.string());
+    failf(ErrorCode::kNotFound, "{} is not a pfs store (create one with: pachctl init {})",
+          dir.string(), dir.string());
   json j;
   try {
     j = json::parse(*text);
@@ -1096,13 +1135,17 @@ std::unique_ptr<Client> open_local_store(const std::filesystem::path& dir) {
   }
   int format = j.value("format", 0);
   if (format != kFormatVersion)
-    failf(ErrorCode::kCorruption, "store {} has format {}, this pfs reads format {}; use a matching pfs version",
+    failf(ErrorCode::kCorruption,
+          "store {} has format {}, this pfs reads format {}; use a matching pfs version",
           dir.string(), format, kFormatVersion);
   std::string backend = j.value("backend", "");
   std::unique_ptr<Backend> b;
-  if (backend == "btrfs") b = open_btrfs_backend(root.get());
-  else failf(ErrorCode::kCorruption, "store {} uses unknown backend \"{}\"", dir.string(), backend);
-  return std::make_unique<LocalStore>(std::filesystem::absolute(dir), std::move(root), std::move(b));
+  if (backend == "btrfs")
+    b = open_btrfs_backend(root.get());
+  else
+    failf(ErrorCode::kCorruption, "store {} uses unknown backend \"{}\"", dir.string(), backend);
+  return std::make_unique<LocalStore>(std::filesystem::absolute(dir), std::move(root),
+                                      std::move(b));
 }
 
 }  // namespace pfs::detail
@@ -1118,14 +1161,17 @@ Result<StoreInfo> init_store(const std::filesystem::path& dir, const InitOptions
   bool made_dir = false;
   bool emptied_ok = false;  // dir was verified empty: on failure, empty it again
   auto r = guard([&]() -> StoreInfo {
-    if (::mkdir(dir.c_str(), 0755) == 0) made_dir = true;
-    else if (errno != EEXIST) fail_errno(errno, "create " + dir.string());
+    if (::mkdir(dir.c_str(), 0755) == 0)
+      made_dir = true;
+    else if (errno != EEXIST)
+      fail_errno(errno, "create " + dir.string());
     UniqueFd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!root) fail_errno(errno, "open " + dir.string());
     if (read_small_file(root.get(), kStoreFile))
       failf(ErrorCode::kAlreadyExists, "{} already holds a pfs store", dir.string());
     if (!list_dir_names(root.get()).empty())
-      failf(ErrorCode::kInvalidArgument, "{} is not empty; pick an empty or new directory", dir.string());
+      failf(ErrorCode::kInvalidArgument, "{} is not empty; pick an empty or new directory",
+            dir.string());
     emptied_ok = true;
     std::string backend;
     switch (opts.backend) {
@@ -1133,7 +1179,9 @@ Result<StoreInfo> init_store(const std::filesystem::path& dir, const InitOptions
         backend = "btrfs";
         break;
       case BackendKind::kPortable:
-        fail(ErrorCode::kUnsupported, "the portable backend is not available yet; use --backend btrfs on a btrfs file system");
+        fail(ErrorCode::kUnsupported,
+             "the portable backend is not available yet; use --backend btrfs on a btrfs file "
+             "system");
       case BackendKind::kAuto: {
         std::string why;
         if (!btrfs_usable(root.get(), &why))

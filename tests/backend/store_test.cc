@@ -38,7 +38,8 @@ struct Store {
   }
   Client* operator->() { return c.get(); }
 
-  void put(const std::string& path_in_tree, const std::string& data, const std::string& branch = "master") {
+  void put(const std::string& path_in_tree, const std::string& data,
+           const std::string& branch = "master") {
     auto src = Source::from_string(data);
     auto r = c->put_file(branch, path_in_tree, *src);
     REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
@@ -55,7 +56,8 @@ struct Store {
     REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
     return r->id;
   }
-  std::vector<std::string> paths(const Ref& ref, const std::string& dir = "", bool recursive = true) {
+  std::vector<std::string> paths(const Ref& ref, const std::string& dir = "",
+                                 bool recursive = true) {
     ListOptions o;
     o.recursive = recursive;
     auto r = c->list_files(ref, dir, o);
@@ -124,10 +126,16 @@ TEST_CASE("put, get, overwrite and append") {
   PutOptions app;
   app.append = true;
   auto src = Source::from_string(" world");
-  { auto _r = s->put_file("master", "a/b/c.txt", *src, app); REQUIRE_OK(_r); }
+  {
+    auto _r = s->put_file("master", "a/b/c.txt", *src, app);
+    REQUIRE_OK(_r);
+  }
   CHECK(s.get(M, "a/b/c.txt") == "bye world");
   auto src2 = Source::from_string("new");
-  { auto _r = s->put_file("master", "fresh.txt", *src2, app); REQUIRE_OK(_r); }  // append creates
+  {
+    auto _r = s->put_file("master", "fresh.txt", *src2, app);
+    REQUIRE_OK(_r);
+  }  // append creates
   CHECK(s.get(M, "fresh.txt") == "new");
   s.put("empty", "");
   CHECK(s.get(M, "empty").empty());
@@ -148,7 +156,10 @@ TEST_CASE("put from a file descriptor streams large data intact") {
   int fd = ::open(local.c_str(), O_RDONLY);
   REQUIRE(fd >= 0);
   auto src = Source::from_fd(fd);
-  { auto _r = s->put_file("master", "big.bin", *src); REQUIRE_OK(_r); }
+  {
+    auto _r = s->put_file("master", "big.bin", *src);
+    REQUIRE_OK(_r);
+  }
   ::close(fd);
   CHECK(s.get(M, "big.bin") == data);
   std::string part;
@@ -156,7 +167,10 @@ TEST_CASE("put from a file descriptor streams large data intact") {
   ReadRange range;
   range.offset = 1000;
   range.length = 5000;
-  { auto _r = s->get_file(M, "big.bin", *sink, range); REQUIRE_OK(_r); }
+  {
+    auto _r = s->get_file(M, "big.bin", *sink, range);
+    REQUIRE_OK(_r);
+  }
   CHECK(part == data.substr(1000, 5000));
   range.offset = data.size() + 1;
   CHECK(code(s->get_file(M, "big.bin", *sink, range)) == ErrorCode::kInvalidArgument);
@@ -166,8 +180,9 @@ TEST_CASE("invalid paths are rejected and change nothing") {
   Store s;
   s.put("keep.txt", "k");
   auto before = s->inspect_branch("master");
-  for (const std::string& bad : std::vector<std::string>{"", "/abs", "../x", "a/../../x", "a//b", "./a", ".pfs-staging/x",
-                          std::string("nul\0x", 5), "new\nline"}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", "/abs", "../x", "a/../../x", "a//b", "./a", ".pfs-staging/x",
+                                std::string("nul\0x", 5), "new\nline"}) {
     INFO("path: ", bad);
     auto src = Source::from_string("evil");
     CHECK(code(s->put_file("master", bad, *src)) == ErrorCode::kInvalidArgument);
@@ -300,11 +315,17 @@ TEST_CASE("branches: create, write independently, list, delete") {
   auto from_default = s->create_branch("copy");  // master's head
   REQUIRE_OK(from_default);
   CHECK(from_default->head == c1);
-  { auto _r = s->delete_branch("dev"); REQUIRE_OK(_r); }
+  {
+    auto _r = s->delete_branch("dev");
+    REQUIRE_OK(_r);
+  }
   CHECK(code(s->inspect_branch("dev")) == ErrorCode::kNotFound);
   CHECK(s.get(Ref::commit(d1), "only-dev") == "d");  // its commits stay
   CHECK_FALSE(fs::exists(s.path + "/btrfs/branches/dev"));
-  { auto _r = s->create_branch("dev", d1); REQUIRE_OK(_r); }  // the name can be used again
+  {
+    auto _r = s->create_branch("dev", d1);
+    REQUIRE_OK(_r);
+  }  // the name can be used again
   CHECK(s.get(Ref::branch("dev"), "only-dev") == "d");
   s.check_fsck();
 }
@@ -312,7 +333,10 @@ TEST_CASE("branches: create, write independently, list, delete") {
 TEST_CASE("a branch from a master without commits starts empty") {
   Store s;
   s.put("x", "1");
-  { auto _r = s->create_branch("dev"); REQUIRE_OK(_r); }
+  {
+    auto _r = s->create_branch("dev");
+    REQUIRE_OK(_r);
+  }
   CHECK(s.paths(Ref::branch("dev")).empty());
 }
 
@@ -325,10 +349,13 @@ TEST_CASE("list files by directory, recursively and by glob") {
   CHECK(s.paths(M, "", false) == std::vector<std::string>{"data/", "readme"});
   CHECK(s.paths(M, "data", false) == std::vector<std::string>{"data/2024/", "data/2025/"});
   CHECK(s.paths(M, "data/2024/a.csv") == std::vector<std::string>{"data/2024/a.csv"});
-  CHECK(s.paths(M, "data/*/*.csv") == std::vector<std::string>{"data/2024/a.csv", "data/2025/c.csv"});
+  CHECK(s.paths(M, "data/*/*.csv") ==
+        std::vector<std::string>{"data/2024/a.csv", "data/2025/c.csv"});
   CHECK(s.paths(M, "**/*.csv") == std::vector<std::string>{"data/2024/a.csv", "data/2025/c.csv"});
   CHECK(s.paths(M, "data/202?") == std::vector<std::string>{"data/2024/", "data/2025/"});
-  CHECK(s.paths(M, "data/**") == std::vector<std::string>{"data/2024/", "data/2024/a.csv", "data/2024/b.json", "data/2025/", "data/2025/c.csv"});
+  CHECK(s.paths(M, "data/**") == std::vector<std::string>{"data/2024/", "data/2024/a.csv",
+                                                          "data/2024/b.json", "data/2025/",
+                                                          "data/2025/c.csv"});
   CHECK(s.paths(M, "*.none").empty());
   CHECK(code(s->list_files(M, "missing")) == ErrorCode::kNotFound);
   CHECK(code(s->list_files(M, "../x")) == ErrorCode::kInvalidArgument);
@@ -351,7 +378,10 @@ TEST_CASE("delete files and directories") {
   CHECK(r->bytes == 5);
   CHECK(s.paths(M) == std::vector<std::string>{"f"});
   CHECK(code(s->delete_file("master", "d")) == ErrorCode::kNotFound);
-  { auto _r = s->delete_file("master", "f"); REQUIRE_OK(_r); }
+  {
+    auto _r = s->delete_file("master", "f");
+    REQUIRE_OK(_r);
+  }
   auto b = s->inspect_branch("master");
   CHECK(b->stats.files == 0);
   CHECK(b->stats.bytes == 0);
@@ -368,8 +398,14 @@ TEST_CASE("diff reports added, modified and deleted files with sizes") {
   std::string c1 = s.commit();
   s.put("mod", "newer");
   s.put("rewrite", "equal");  // same bytes, new inode: not a change
-  { auto _r = s->delete_file("master", "gone"); REQUIRE_OK(_r); }
-  { auto _r = s->delete_file("master", "dir"); REQUIRE_OK(_r); }
+  {
+    auto _r = s->delete_file("master", "gone");
+    REQUIRE_OK(_r);
+  }
+  {
+    auto _r = s->delete_file("master", "dir");
+    REQUIRE_OK(_r);
+  }
   s.put("dir", "now a file");
   s.put("new/y", "yy");
   std::string c2 = s.commit();
@@ -377,9 +413,11 @@ TEST_CASE("diff reports added, modified and deleted files with sizes") {
   REQUIRE_OK(d);
   std::vector<std::string> got;
   for (auto& e : *d)
-    got.push_back(std::string(change_name(e.change)) + " " + e.path + " " + std::to_string(e.old_size) + "->" + std::to_string(e.new_size));
-  CHECK(got == std::vector<std::string>{"added dir 0->10", "deleted dir/x 1->0", "deleted gone 3->0",
-                                        "modified mod 3->5", "added new/y 0->2"});
+    got.push_back(std::string(change_name(e.change)) + " " + e.path + " " +
+                  std::to_string(e.old_size) + "->" + std::to_string(e.new_size));
+  CHECK(got == std::vector<std::string>{"added dir 0->10", "deleted dir/x 1->0",
+                                        "deleted gone 3->0", "modified mod 3->5",
+                                        "added new/y 0->2"});
   auto none = s->diff(Ref::commit(c2), Ref::any("master"));
   REQUIRE_OK(none);
   CHECK(none->empty());
@@ -426,14 +464,23 @@ TEST_CASE("merge: clean three-way merge of a deep history with branches") {
   s.put("edit-on-master", "0");
   s.put("delete-on-dev", "0");
   std::string c1 = s.commit("master", "c1");
-  { auto _r = s->create_branch("dev", c1); REQUIRE_OK(_r); }
+  {
+    auto _r = s->create_branch("dev", c1);
+    REQUIRE_OK(_r);
+  }
   s.put("edit-on-master", "m");
   std::string c2 = s.commit("master", "c2");
   s.put("edit-on-dev", "d", "dev");
-  { auto _r = s->delete_file("dev", "delete-on-dev"); REQUIRE_OK(_r); }
+  {
+    auto _r = s->delete_file("dev", "delete-on-dev");
+    REQUIRE_OK(_r);
+  }
   s.put("sub/new-on-dev", "n", "dev");
   s.commit("dev", "d1");
-  { auto _r = s->create_branch("feature", "dev"); REQUIRE_OK(_r); }
+  {
+    auto _r = s->create_branch("feature", "dev");
+    REQUIRE_OK(_r);
+  }
   s.put("feature-file", "f", "feature");
   s.commit("feature", "f1");
   auto mf = s->merge("dev", "feature");
@@ -446,7 +493,8 @@ TEST_CASE("merge: clean three-way merge of a deep history with branches") {
   CHECK(m->base == c1);
   CHECK(m->commit->parent == c2);
   CHECK(m->commit->merge_parent == mf->commit->id);
-  CHECK(s.paths(M) == std::vector<std::string>{"base", "edit-on-dev", "edit-on-master", "feature-file", "sub/", "sub/new-on-dev"});
+  CHECK(s.paths(M) == std::vector<std::string>{"base", "edit-on-dev", "edit-on-master",
+                                               "feature-file", "sub/", "sub/new-on-dev"});
   CHECK(s.get(M, "edit-on-dev") == "d");
   CHECK(s.get(M, "edit-on-master") == "m");
   CHECK(m->commit->stats.files == 5);
@@ -477,7 +525,10 @@ TEST_CASE("merge conflicts are reported and nothing changes unless a side is cho
   s.put("f", "base");
   s.put("other", "o");
   std::string c1 = s.commit();
-  { auto _r = s->create_branch("dev"); REQUIRE_OK(_r); }
+  {
+    auto _r = s->create_branch("dev");
+    REQUIRE_OK(_r);
+  }
   s.put("f", "master side");
   std::string c2 = s.commit();
   s.put("f", "dev side", "dev");
@@ -514,7 +565,10 @@ TEST_CASE("merge: a file against a directory is a conflict") {
   Store s;
   s.put("keep", "k");
   s.commit();
-  { auto _r = s->create_branch("dev"); REQUIRE_OK(_r); }
+  {
+    auto _r = s->create_branch("dev");
+    REQUIRE_OK(_r);
+  }
   s.put("x", "file on master");
   s.commit();
   s.put("x/y", "dir on dev", "dev");
@@ -537,7 +591,10 @@ TEST_CASE("merge refuses a dirty target and bad names") {
   Store s;
   s.put("f", "1");
   s.commit();
-  { auto _r = s->create_branch("dev"); REQUIRE_OK(_r); }
+  {
+    auto _r = s->create_branch("dev");
+    REQUIRE_OK(_r);
+  }
   s.put("g", "2", "dev");
   s.commit("dev");
   s.put("wip", "w");
@@ -555,11 +612,20 @@ TEST_CASE("delete a commit only where nothing depends on it") {
   std::string c2 = s.commit();
   CHECK(code(s->delete_commit(c2)) == ErrorCode::kConflict);  // head of master
   CHECK(code(s->delete_commit(c1)) == ErrorCode::kConflict);  // parent of c2
-  { auto _r = s->create_branch("tmp"); REQUIRE_OK(_r); }
+  {
+    auto _r = s->create_branch("tmp");
+    REQUIRE_OK(_r);
+  }
   s.put("t", "t", "tmp");
   std::string t1 = s.commit("tmp");
-  { auto _r = s->delete_branch("tmp"); REQUIRE_OK(_r); }
-  { auto _r = s->delete_commit(t1); REQUIRE_OK(_r); }
+  {
+    auto _r = s->delete_branch("tmp");
+    REQUIRE_OK(_r);
+  }
+  {
+    auto _r = s->delete_commit(t1);
+    REQUIRE_OK(_r);
+  }
   CHECK(code(s->inspect_commit(t1)) == ErrorCode::kNotFound);
   CHECK_FALSE(fs::exists(s.path + "/btrfs/commits/" + t1));
   CHECK(code(s->delete_commit(t1)) == ErrorCode::kNotFound);
@@ -578,7 +644,8 @@ TEST_CASE("put_dir copies a local tree, merges into existing and skips special f
   CHECK(r->files == 2);
   CHECK(r->bytes == 7);
   CHECK(r->skipped == std::vector<std::string>{"link"});
-  CHECK(s.paths(M) == std::vector<std::string>{"imp/", "imp/a/", "imp/a/b/", "imp/a/b/deep.txt", "imp/top.txt"});
+  CHECK(s.paths(M) ==
+        std::vector<std::string>{"imp/", "imp/a/", "imp/a/b/", "imp/a/b/deep.txt", "imp/top.txt"});
   std::ofstream(local + "/top.txt") << "TOP!";
   auto r2 = s->put_dir("master", "imp", local);  // merge: replaces top.txt
   REQUIRE_OK(r2);
@@ -609,7 +676,8 @@ TEST_CASE("concurrent writers and committers lose nothing") {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kFiles; ++i) {
         auto src = Source::from_string(std::string(static_cast<std::size_t>(i + 1), 'a' + t));
-        if (!s->put_file("master", "t" + std::to_string(t) + "/f" + std::to_string(i), *src)) failures++;
+        if (!s->put_file("master", "t" + std::to_string(t) + "/f" + std::to_string(i), *src))
+          failures++;
       }
     });
   threads.emplace_back([&] {
@@ -634,9 +702,15 @@ TEST_CASE("fsck finds leftovers and --repair removes them") {
   s.commit();
   s.put("f", "2");
   std::string c2 = s.commit();
-  { auto _r = s->create_branch("tmp"); REQUIRE_OK(_r); }
+  {
+    auto _r = s->create_branch("tmp");
+    REQUIRE_OK(_r);
+  }
   std::string t = s.commit("tmp");
-  { auto _r = s->delete_branch("tmp"); REQUIRE_OK(_r); }
+  {
+    auto _r = s->delete_branch("tmp");
+    REQUIRE_OK(_r);
+  }
   // Simulate a crash between the two steps of delete-commit: metadata gone,
   // tree left behind.
   fs::remove(s.path + "/meta/commits/" + t + ".json");

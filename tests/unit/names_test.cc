@@ -33,9 +33,10 @@ TEST_CASE("normalize_path accepts plain relative paths") {
 }
 
 TEST_CASE("normalize_path rejects everything that could escape or confuse") {
-  for (const std::string& bad : std::vector<std::string>{"", "/etc/passwd", "..", "../x", "a/../../x", "a/..", "a//b", "./a",
-                          "a/./b", ".pfs-staging/x", ".pfs", std::string("a\0b", 3), "a\nb",
-                          "tab\there", std::string(300, 'x'), "a/" + std::string(256, 'y')}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", "/etc/passwd", "..", "../x", "a/../../x", "a/..", "a//b", "./a",
+                                "a/./b", ".pfs-staging/x", ".pfs", std::string("a\0b", 3), "a\nb",
+                                "tab\there", std::string(300, 'x'), "a/" + std::string(256, 'y')}) {
     INFO("path: ", bad);
     CHECK(code_of([&] { normalize_path(bad); }) == ErrorCode::kInvalidArgument);
   }
@@ -75,7 +76,8 @@ TEST_CASE("branch names") {
     INFO(good);
     CHECK_NOTHROW(check_branch_name(good));
   }
-  for (const std::string& bad : std::vector<std::string>{"", ".hidden", "-x", "a/b", "a b", "a..b", "ü", std::string(101, 'a')}) {
+  for (const std::string& bad : std::vector<std::string>{"", ".hidden", "-x", "a/b", "a b", "a..b",
+                                                         "ü", std::string(101, 'a')}) {
     INFO(bad);
     CHECK(code_of([&] { check_branch_name(bad); }) == ErrorCode::kInvalidArgument);
   }
@@ -92,10 +94,10 @@ TEST_CASE("commit ids") {
 
 TEST_CASE("exit statuses are distinct per code") {
   std::set<int> seen;
-  for (auto c : {ErrorCode::kInvalidArgument, ErrorCode::kNotFound, ErrorCode::kAlreadyExists,
-                 ErrorCode::kConflict, ErrorCode::kBusy, ErrorCode::kPermissionDenied,
-                 ErrorCode::kCorruption, ErrorCode::kIo, ErrorCode::kUnsupported,
-                 ErrorCode::kInternal}) {
+  for (auto c :
+       {ErrorCode::kInvalidArgument, ErrorCode::kNotFound, ErrorCode::kAlreadyExists,
+        ErrorCode::kConflict, ErrorCode::kBusy, ErrorCode::kPermissionDenied,
+        ErrorCode::kCorruption, ErrorCode::kIo, ErrorCode::kUnsupported, ErrorCode::kInternal}) {
     int s = exit_status(c);
     CHECK(s > 1);  // 0 is success, 1 is "fsck found problems"
     CHECK(seen.insert(s).second);

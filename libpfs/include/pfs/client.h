@@ -38,8 +38,8 @@ class Client {
   // is on stable storage when this returns. With opts.append, appends to the
   // existing file (or creates it). Errors: kInvalidArgument (bad path, or a
   // parent of path is a file, or path is a directory), kNotFound (branch).
-  virtual Result<FileInfo> put_file(std::string_view branch, std::string_view path,
-                                    Source& src, const PutOptions& opts = {}) = 0;
+  virtual Result<FileInfo> put_file(std::string_view branch, std::string_view path, Source& src,
+                                    const PutOptions& opts = {}) = 0;
 
   // Copies the local directory `local_dir` (files and subdirectories; other
   // entries are skipped and listed) to `path` on `branch`, merging into what

@@ -40,55 +40,55 @@ struct CommitInfo {
   std::string branch;        // the branch it was made on
   std::int64_t time_ns = 0;  // commit time, nanoseconds since the Unix epoch (UTC)
   std::string message;
-  TreeStats stats;           // of the committed tree
+  TreeStats stats;  // of the committed tree
 };
 
 struct BranchInfo {
   std::string name;
-  std::string head;          // the newest commit; empty before the first
-  bool dirty = false;        // has writes not yet committed
-  TreeStats stats;           // of the working state
+  std::string head;    // the newest commit; empty before the first
+  bool dirty = false;  // has writes not yet committed
+  TreeStats stats;     // of the working state
   std::int64_t created_ns = 0;
 };
 
 struct FileInfo {
   enum class Type { kFile, kDirectory };
-  std::string path;          // relative to the tree's root, '/'-separated
+  std::string path;  // relative to the tree's root, '/'-separated
   Type type = Type::kFile;
-  std::uint64_t size = 0;    // bytes for files; 0 for directories
+  std::uint64_t size = 0;  // bytes for files; 0 for directories
   std::int64_t mtime_ns = 0;
 };
 
 struct DiffEntry {
   enum class Change { kAdded, kModified, kDeleted };
   Change change = Change::kAdded;
-  std::string path;          // a file path (directories are expanded to files)
+  std::string path;            // a file path (directories are expanded to files)
   std::uint64_t old_size = 0;  // 0 when added
   std::uint64_t new_size = 0;  // 0 when deleted
 };
 
 struct MergeResult {
-  bool up_to_date = false;              // nothing to merge; no commit made
-  std::optional<CommitInfo> commit;     // the merge commit, when one was made
-  std::string base;                     // the common ancestor used (may be empty)
-  std::vector<DiffEntry> applied;       // the changes taken from the other branch
-  std::vector<std::string> conflicts;   // paths changed differently on both sides
+  bool up_to_date = false;             // nothing to merge; no commit made
+  std::optional<CommitInfo> commit;    // the merge commit, when one was made
+  std::string base;                    // the common ancestor used (may be empty)
+  std::vector<DiffEntry> applied;      // the changes taken from the other branch
+  std::vector<std::string> conflicts;  // paths changed differently on both sides
 };
 
 struct FsckReport {
   std::uint64_t commits_checked = 0;
   std::uint64_t branches_checked = 0;
-  std::vector<std::string> problems;    // damage: empty when the store is consistent
+  std::vector<std::string> problems;  // damage: empty when the store is consistent
   // Harmless traces of interrupted operations (a crash mid-commit, ...):
   // readers never see them, the branch's next write or repair clears them.
   std::vector<std::string> leftovers;
-  std::vector<std::string> repaired;    // what repair fixed
+  std::vector<std::string> repaired;  // what repair fixed
 };
 
 struct StoreInfo {
-  std::string path;          // absolute path of the store
-  std::string backend;       // "btrfs" (or "portable")
-  int format = 0;            // on-disk format version, see docs/format.md
+  std::string path;     // absolute path of the store
+  std::string backend;  // "btrfs" (or "portable")
+  int format = 0;       // on-disk format version, see docs/format.md
   std::uint64_t commits = 0;
   std::uint64_t branches = 0;
 };
@@ -102,7 +102,7 @@ struct InitOptions {
 };
 
 struct PutOptions {
-  bool append = false;       // append to the file instead of replacing it
+  bool append = false;  // append to the file instead of replacing it
 };
 
 struct PutDirResult {
@@ -112,7 +112,7 @@ struct PutDirResult {
 };
 
 struct ListOptions {
-  bool recursive = false;    // list every file below, not one level
+  bool recursive = false;  // list every file below, not one level
 };
 
 struct ReadRange {
@@ -122,19 +122,19 @@ struct ReadRange {
 
 struct LogOptions {
   std::string branch = "master";  // first-parent history from this branch's head
-  bool all = false;                // every commit of the store, newest first
+  bool all = false;               // every commit of the store, newest first
   std::optional<std::size_t> limit;
 };
 
 struct RevertOptions {
-  bool force = false;        // discard uncommitted writes on the branch
-  std::string message;       // default: "revert to <id>"
+  bool force = false;   // discard uncommitted writes on the branch
+  std::string message;  // default: "revert to <id>"
 };
 
 struct MergeOptions {
   enum class Strategy { kFail, kOurs, kTheirs };
   Strategy on_conflict = Strategy::kFail;  // kFail: report and change nothing
-  std::string message;       // default: "merge <from> into <into>"
+  std::string message;                     // default: "merge <from> into <into>"
 };
 
 }  // namespace pfs
