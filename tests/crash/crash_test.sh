@@ -119,4 +119,36 @@ for point in work.after-freeze work.after-meta; do
   fi
   fsck_clean_after_write
 done
+# An upload in flight when a commit is taken: the commit holds none of its
+# bytes; the upload still lands afterwards.
+fresh inflight
+mkfifo "$LOCAL/fifo"
+"$PACHCTL" put-file slow.bin < "$LOCAL/fifo" &
+up=$!
+exec 7>"$LOCAL/fifo"
+head -c 1048576 /dev/urandom >&7
+sleep 0.3
+C=$(pachctl commit -m during)
+[ ! -e "$PFS_STORE/btrfs/commits/$C/.pfs-staging" ] && ok || fail "commit holds staging data"
+expect_status 3 pachctl get-file -c "$C" slow.bin
+head -c 1048576 /dev/urandom >&7
+exec 7>&-
+wait $up && ok || fail "upload after commit"
+expect_eq "upload landed" 2097152 "$(pachctl list-file --json slow.bin | jq '.[0].size')"
+
+# An upload killed midway leaves nothing visible; the next commit sweeps it.
+"$PACHCTL" put-file killed.bin < "$LOCAL/fifo" &
+up=$!
+exec 7>"$LOCAL/fifo"
+head -c 1048576 /dev/urandom >&7
+sleep 0.3
+kill -9 $up
+wait $up 2>/dev/null || true
+exec 7>&-
+expect_status 3 pachctl get-file killed.bin
+staged=$(ls -A "$PFS_STORE/btrfs/branches/master/.pfs-staging" | wc -l)
+expect_eq "the killed upload's staging item is there" 1 "$staged"
+pachctl commit >/dev/null
+expect_eq "swept by the commit" 0 "$(ls -A "$PFS_STORE/btrfs/branches/master/.pfs-staging" | wc -l)"
+fsck_clean_after_write
 finish
