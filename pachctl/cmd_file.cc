@@ -41,9 +41,19 @@ int run_put(const PutOptions& o, Context& ctx) {
   int fd = 0;
   if (!o.local.empty() && o.local != "-") {
     fd = ::open(o.local.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      return ctx.fail(errno_code(errno),
-                      fmt::format("cannot read {}: {}", o.local, std::strerror(errno)));
+    if (fd < 0) {
+      int err = errno;
+      return ctx.fail(errno_code(err),
+                      fmt::format("cannot read {}: {}", o.local, std::strerror(err)));
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+      ::close(fd);
+      return ctx.fail(
+          pfs::ErrorCode::kInvalidArgument,
+          fmt::format("{} is a directory; copy a directory with: pachctl put-file -r {} {}",
+                      o.local, o.path, o.local));
+    }
   } else if (::isatty(0)) {
     fmt::print(stderr, "pachctl: reading {} from standard input (end with Ctrl-D)\n", o.path);
   }
@@ -70,22 +80,26 @@ int run_get(const GetOptions& o, Context& ctx) {
     // Write beside the target and rename, so a failed read leaves no half file.
     tmp = o.out + ".pachctl-XXXXXX";
     fd = ::mkostemp(tmp.data(), O_CLOEXEC);
-    if (fd < 0)
-      return ctx.fail(errno_code(errno),
-                      fmt::format("cannot write {}: {}", o.out, std::strerror(errno)));
-    ::fchmod(fd, 0644);
+    if (fd < 0) {
+      int err = errno;
+      return ctx.fail(errno_code(err),
+                      fmt::format("cannot write {}: {}", o.out, std::strerror(err)));
+    }
+    mode_t mask = ::umask(0);  // mkostemp makes 0600; give the usual 0666 & ~umask
+    ::umask(mask);
+    ::fchmod(fd, 0666 & ~mask);
   }
   auto sink = pfs::Sink::to_fd(fd);
   auto r = c->get_file(read_ref(o.commit, o.branch), o.path, *sink);
   if (!tmp.empty()) {
-    bool ok = r.ok() && ::fsync(fd) == 0;
+    int err = 0;
+    if (r && ::fsync(fd) != 0) err = errno;
     ::close(fd);
-    if (!ok || ::rename(tmp.c_str(), o.out.c_str()) != 0) {
-      ::unlink(tmp.c_str());
-      if (r)
-        return ctx.fail(errno_code(errno),
-                        fmt::format("cannot write {}: {}", o.out, std::strerror(errno)));
-    }
+    if (r && !err && ::rename(tmp.c_str(), o.out.c_str()) != 0) err = errno;
+    if (!r || err) ::unlink(tmp.c_str());
+    if (err)
+      return ctx.fail(errno_code(err),
+                      fmt::format("cannot write {}: {}", o.out, std::strerror(err)));
   }
   if (!r) return ctx.fail(r.error());
   return 0;

@@ -1056,7 +1056,8 @@ class LocalStore final : public Client {
         if (repair) {
           FileLock lock(locks_.get(), "branch." + b, true);
           st = load_and_recover(b);
-          r.repaired.push_back(fmt::format("branch \"{}\": finished an interrupted operation", b));
+          r.repaired.push_back(
+              fmt::format("branch \"{}\": finished or undid an interrupted operation", b));
         } else {
           r.leftovers.push_back(
               fmt::format("branch \"{}\": an interrupted {} is finished or undone at its next "

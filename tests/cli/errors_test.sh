@@ -29,6 +29,8 @@ expect_contains "branch hint" "pachctl list-branch" "$ERR"
 expect_status 3 pachctl put-file x "$LOCAL/does-not-exist"
 expect_status 2 pachctl put-file keep.txt/below /etc/hostname
 expect_status 2 pachctl put-file -r x /etc/hostname
+expect_status 2 pachctl put-file x "$LOCAL"
+expect_contains "directory hint" "put-file -r" "$ERR"
 expect_status 3 pachctl get-file -c 0123456789abcdef0123456789abcdef keep.txt
 expect_status 3 pachctl get-file -c nope keep.txt
 expect_status 3 pachctl get-file missing.txt
