@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <optional>
+
 #include <cerrno>
 #include <cstring>
 
@@ -69,6 +71,8 @@ int run_put(const PutOptions& o, Context& ctx) {
 
 struct GetOptions {
   std::string commit, branch, out, path;
+  std::uint64_t offset = 0;
+  std::optional<std::uint64_t> length;
 };
 
 int run_get(const GetOptions& o, Context& ctx) {
@@ -90,7 +94,10 @@ int run_get(const GetOptions& o, Context& ctx) {
     ::fchmod(fd, 0666 & ~mask);
   }
   auto sink = pfs::Sink::to_fd(fd);
-  auto r = c->get_file(read_ref(o.commit, o.branch), o.path, *sink);
+  pfs::ReadRange range;
+  range.offset = o.offset;
+  range.length = o.length;
+  auto r = c->get_file(read_ref(o.commit, o.branch), o.path, *sink, range);
   if (!tmp.empty()) {
     int err = 0;
     if (r && ::fsync(fd) != 0) err = errno;
@@ -182,12 +189,17 @@ void setup_file_commands(CLI::App& app, Context& ctx) {
   add_read_options(s, get->commit, get->branch);
   s->add_option("-o,--output", get->out, "Write to this local file instead of standard output")
       ->type_name("FILE");
+  s->add_option("--offset", get->offset, "Start at this byte (default 0)")->type_name("BYTES");
+  s->add_option("--length", get->length, "Read at most this many bytes (default: to the end)")
+      ->type_name("BYTES");
   s->add_option("PATH", get->path, "The file's path")->required();
   s->footer(footer(
       {"pachctl get-file data/sales.csv", "pachctl get-file -c 3f2a9c1d data/sales.csv > old.csv",
-       "pachctl get-file -b dev -o hello.txt notes/hello.txt"},
-      "0 success; 2 invalid path, PATH is a directory, -c with -b; 3 commit, branch or file "
-      "not found, or OUT's directory missing; 7 OUT not writable; 9 I/O error."));
+       "pachctl get-file -b dev -o hello.txt notes/hello.txt",
+       "pachctl get-file --offset 1048576 --length 4096 data/big.bin | xxd"},
+      "0 success; 2 invalid path, PATH is a directory, -c with -b, --offset past the end; 3 "
+      "commit, branch or file not found, or OUT's directory missing; 7 OUT not writable; 8 "
+      "the store is damaged (run pachctl fsck); 9 I/O error."));
   add_runner(s, [get, &ctx] { return run_get(*get, ctx); });
 
   auto del = std::make_shared<DeleteOptions>();

@@ -60,6 +60,20 @@ int run_fsck(bool repair, Context& ctx) {
   return r->problems.empty() ? 0 : 1;
 }
 
+int run_gc(Context& ctx) {
+  auto* c = ctx.client();
+  if (!c) return ctx.status();
+  auto r = c->gc();
+  if (!r) return ctx.fail(r.error());
+  if (ctx.globals.json) {
+    ctx.print_json(*r);
+    return 0;
+  }
+  fmt::print("removed {} objects ({}); kept {} objects ({})\n", r->objects_removed,
+             human_size(r->bytes_removed), r->objects_kept, human_size(r->bytes_kept));
+  return 0;
+}
+
 }  // namespace
 
 void setup_store_commands(CLI::App& app, Context& ctx) {
@@ -68,12 +82,16 @@ void setup_store_commands(CLI::App& app, Context& ctx) {
   s->add_option("DIR", init->dir,
                 "Where (default: the store pachctl uses, see --store); empty or absent");
   s->add_option("--backend", init->backend,
-                "auto or btrfs (auto: btrfs where subvolumes can be made)")
-      ->check(CLI::IsMember({"auto", "btrfs"}));
-  s->footer(footer(
-      {"pachctl init", "pachctl init /mnt/btrfs/store", "PFS_STORE=/mnt/btrfs/store pachctl init"},
-      "0 success; 2 DIR is not empty; 4 a store is already there; 7 permission denied; "
-      "10 DIR is not on btrfs or subvolumes cannot be made there."));
+                "auto, btrfs or portable (auto: btrfs where subvolumes can be made, else "
+                "portable)")
+      ->envname("PFS_BACKEND")
+      ->check(CLI::IsMember({"auto", "btrfs", "portable"}));
+  s->footer(footer({"pachctl init", "pachctl init /mnt/btrfs/store",
+                    "pachctl init --backend portable ~/data/store",
+                    "PFS_STORE=/mnt/btrfs/store pachctl init"},
+                   "0 success; 2 DIR is not empty; 4 a store is already there; 7 permission "
+                   "denied; 10 --backend btrfs, but DIR is not on btrfs or subvolumes cannot be "
+                   "made there."));
   add_runner(s, [init, &ctx] { return run_init(*init, ctx); });
 
   s = app.add_subcommand("status",
@@ -90,6 +108,14 @@ void setup_store_commands(CLI::App& app, Context& ctx) {
                    "0 no problems (leftovers of interrupted operations are not problems); "
                    "1 problems found; 3 no store there; 8 unreadable store."));
   add_runner(s, [repair, &ctx] { return run_fsck(*repair, ctx); });
+
+  s = app.add_subcommand("gc",
+                         "Remove stored data no commit or branch reaches (portable backend)");
+  s->footer(footer({"pachctl delete-commit 3f2a9c1d && pachctl gc", "pachctl gc --json"},
+                   "0 success (also when there was nothing to remove, and always on btrfs, "
+                   "which frees space at once); 3 no store there; 8 a commit or branch "
+                   "refers to a missing object (run pachctl fsck)."));
+  add_runner(s, [&ctx] { return run_gc(ctx); });
 }
 
 }  // namespace pachctl

@@ -4,11 +4,12 @@
 set -eu -o pipefail
 PACKAGES=(
   g++ meson ninja-build pkg-config          # toolchain
-  libcli11-dev libcurl4-openssl-dev nlohmann-json3-dev libbtrfsutil-dev libfmt-dev doctest-dev
+  libcli11-dev libcurl4-openssl-dev nlohmann-json3-dev libbtrfsutil-dev libssl-dev libfmt-dev doctest-dev
   btrfs-progs                               # mkfs.btrfs for the test file system
   jq                                        # the end-to-end tests read --json output with it
   git                                       # the benchmark compares against git
-  util-linux                                # losetup, mount
+  util-linux                                # losetup, mount, setpriv
+  e2fsprogs                                 # mkfs.ext4: the portable backend is tested on ext4
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: installs what is needed, builds pfs with warnings as errors, and
-# runs the whole test suite on a fresh loop-mounted btrfs that it removes
-# afterwards. Usage: scripts/test.sh [--sanitize]   (needs root)
+# runs the whole test suite on a fresh loop-mounted btrfs (and an ext4, for
+# the portable backend) that it removes afterwards.
+# Usage: scripts/test.sh [--sanitize]   (needs root)
 #   --sanitize  builds with AddressSanitizer and UBSan (in build-asan/)
 set -eu -o pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,8 @@ else meson setup "$BUILD" "${OPTS[@]}" >/dev/null; fi
 ninja -C "$BUILD"
 source scripts/btrfs-scratch.sh
 scratch_setup
-export PFS_TEST_ROOT=$SCRATCH PFS_REQUIRE_BTRFS=1
+scratch_setup_ext4
+export PFS_TEST_ROOT=$SCRATCH PFS_TEST_ROOT_PORTABLE=$SCRATCH_EXT4 PFS_REQUIRE_BTRFS=1
 status=0
 meson test -C "$BUILD" --print-errorlogs || status=$?
 # One plain closing line for CI: "N passed, N failed, N skipped".

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,21 @@ struct Entry {
   std::string identity;
 };
 
+// An open regular file of a tree.
+class FileReader {
+ public:
+  virtual ~FileReader() = default;
+  virtual std::uint64_t size() const = 0;
+  // Reads up to buf.size() bytes at `offset`; returns 0 at the end.
+  virtual std::size_t pread(std::span<char> buf, std::uint64_t offset) = 0;
+  // The file as one plain file descriptor (for reflink, sendfile and
+  // copy_file_range), or -1 when its bytes are spread over several objects.
+  virtual int fd() const = 0;
+};
+
+// A FileReader over one plain file.
+std::unique_ptr<FileReader> file_reader(UniqueFd fd);
+
 // Read access to one tree. Safe to use while the tree is being written.
 class TreeReader {
  public:
@@ -39,7 +55,7 @@ class TreeReader {
   // path. Throws kNotFound, or kInvalidArgument when dir is a file.
   virtual std::vector<Entry> list(const std::string& dir) = 0;
   // Opens a regular file for reading. Throws kNotFound / kInvalidArgument.
-  virtual UniqueFd open_file(const std::string& path) = 0;
+  virtual std::unique_ptr<FileReader> open_file(const std::string& path) = 0;
 };
 
 // Bytes written for a branch that nobody sees until published. Dropping a
@@ -116,6 +132,16 @@ class Backend {
   virtual void delete_commit_tree(const std::string& id) = 0;  // missing is fine
   // Removes leftovers of an interrupted work_tree/freeze for commit id.
   virtual void discard_work(const std::string& id) = 0;
+
+  // ---- maintenance
+  // Removes stored data that no commit and no branch reaches. Safe while
+  // other processes write.
+  virtual GcReport gc() = 0;
+  // Checks the stored data itself (object hashes, references between
+  // objects); adds what it finds to the report. With `repair`, removes
+  // corrupt objects so that the next upload of the same content restores
+  // them.
+  virtual void check(FsckReport& report, bool repair) = 0;
 };
 
 // Figures of a whole tree, by walking it (fsck and recovery only).
@@ -128,5 +154,9 @@ std::unique_ptr<Backend> open_btrfs_backend(int store_fd);
 void init_btrfs_backend(int store_fd);
 // Whether btrfs can be used at store_fd (on btrfs, subvolume can be made).
 bool btrfs_usable(int store_fd, std::string* why);
+
+// The portable backend: a content-addressed object store in plain files.
+std::unique_ptr<Backend> open_portable_backend(int store_fd);
+void init_portable_backend(int store_fd);
 
 }  // namespace pfs::detail

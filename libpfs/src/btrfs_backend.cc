@@ -134,7 +134,7 @@ class BtrfsTree final : public TreeReader {
     return out;
   }
 
-  UniqueFd open_file(const std::string& path) override {
+  std::unique_ptr<FileReader> open_file(const std::string& path) override {
     UniqueFd fd = open_beneath(root_.get(), path, O_RDONLY);
     if (!fd) {
       if (errno == ENOENT || errno == ENOTDIR)
@@ -151,7 +151,7 @@ class BtrfsTree final : public TreeReader {
             path, what_);
     if (!S_ISREG(st.st_mode))
       failf(ErrorCode::kInvalidArgument, "\"{}\" in {} is not a regular file", path, what_);
-    return fd;
+    return file_reader(std::move(fd));
   }
 
   int root() const { return root_.get(); }
@@ -251,7 +251,7 @@ class BtrfsWorkTree final : public WorkTree {
   TreeReader& reader() override { return tree_; }
 
   void copy_file_from(TreeReader& from, const std::string& path) override {
-    UniqueFd in = from.open_file(path);
+    auto in = from.open_file(path);
     mkdirs_beneath(tree_.root(), parent_of(path));
     UniqueFd parent = open_beneath_dir(parent_of(path));
     std::string base = base_of(path);
@@ -263,7 +263,7 @@ class BtrfsWorkTree final : public WorkTree {
     UniqueFd out(
         ::openat(parent.get(), base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (!out) fail_errno(errno, "create " + path);
-    copy_fd(in.get(), out.get());  // a reflink: O(1)
+    copy_fd(in->fd(), out.get());  // a reflink: O(1)
   }
 
   void remove(const std::string& path) override {
@@ -466,6 +466,11 @@ class BtrfsBackend final : public Backend {
 
   void delete_commit_tree(const std::string& id) override { delete_subvolume(commits_.get(), id); }
 
+  // Deleting a subvolume frees its space at once: nothing to collect.
+  GcReport gc() override { return {}; }
+  // The kernel checksums the data; the Store checks trees and figures.
+  void check(FsckReport&, bool) override {}
+
   void discard_work(const std::string& id) override {
     for (const auto& name : list_dir_names(tmp_.get()))
       if (name == id || name.rfind(id + ".", 0) == 0) delete_subvolume(tmp_.get(), name);
@@ -625,21 +630,6 @@ void init_btrfs_backend(int store_fd) {
 
 std::unique_ptr<Backend> open_btrfs_backend(int store_fd) {
   return std::make_unique<BtrfsBackend>(store_fd);
-}
-
-TreeStats count_tree(TreeReader& tree, const std::string& dir) {
-  TreeStats s;
-  for (const auto& e : tree.list(dir)) {
-    if (e.info.type == FileInfo::Type::kDirectory) {
-      auto sub = count_tree(tree, e.info.path);
-      s.files += sub.files;
-      s.bytes += sub.bytes;
-    } else {
-      s.files += 1;
-      s.bytes += e.info.size;
-    }
-  }
-  return s;
 }
 
 }  // namespace pfs::detail

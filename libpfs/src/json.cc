@@ -133,6 +133,13 @@ void to_json(json& j, const FsckReport& v) {
            {"repaired", v.repaired}};
 }
 
+void to_json(json& j, const GcReport& v) {
+  j = json{{"objects_removed", v.objects_removed},
+           {"bytes_removed", v.bytes_removed},
+           {"objects_kept", v.objects_kept},
+           {"bytes_kept", v.bytes_kept}};
+}
+
 void to_json(json& j, const StoreInfo& v) {
   j = json{{"path", v.path},
            {"backend", v.backend},

@@ -75,29 +75,27 @@ class EmptyTree final : public TreeReader {
     if (!dir.empty()) failf(ErrorCode::kNotFound, "\"{}\" not found in the empty tree", dir);
     return {};
   }
-  UniqueFd open_file(const std::string& path) override {
+  std::unique_ptr<FileReader> open_file(const std::string& path) override {
     failf(ErrorCode::kNotFound, "file \"{}\" not found (the tree is empty)", path);
   }
 };
 
 bool same_bytes(TreeReader& a, TreeReader& b, const std::string& path) {
-  UniqueFd fa = a.open_file(path), fb = b.open_file(path);
+  auto fa = a.open_file(path), fb = b.open_file(path);
+  if (fa->size() != fb->size()) return false;
   std::vector<char> ba(1 << 16), bb(1 << 16);
+  std::uint64_t off = 0;
   for (;;) {
-    ssize_t na = ::read(fa.get(), ba.data(), ba.size());
-    if (na < 0) fail_errno(errno, "read " + path);
+    std::size_t na = fa->pread(ba, off);
+    if (na == 0) return off == fb->size();
     std::size_t got = 0;
-    while (got < static_cast<std::size_t>(na)) {
-      ssize_t nb = ::read(fb.get(), bb.data() + got, static_cast<std::size_t>(na) - got);
-      if (nb < 0) fail_errno(errno, "read " + path);
+    while (got < na) {
+      std::size_t nb = fb->pread(std::span<char>(bb.data() + got, na - got), off + got);
       if (nb == 0) return false;
-      got += static_cast<std::size_t>(nb);
+      got += nb;
     }
-    if (na == 0) {
-      char c;
-      return ::read(fb.get(), &c, 1) == 0;
-    }
-    if (std::memcmp(ba.data(), bb.data(), got) != 0) return false;
+    if (std::memcmp(ba.data(), bb.data(), na) != 0) return false;
+    off += na;
   }
 }
 
@@ -155,11 +153,12 @@ std::vector<DiffEntry> diff_trees(TreeReader& a, TreeReader& b) {
   return out;
 }
 
-// Copies `len` bytes (to the end when nullopt) from offset `off` of in_fd.
-void copy_out(int in_fd, std::uint64_t off, std::optional<std::uint64_t> len, std::uint64_t size,
-              Sink& sink) {
+// Copies `len` bytes (to the end when nullopt) from offset `off` of a file.
+void copy_out(FileReader& in, std::uint64_t off, std::optional<std::uint64_t> len, Sink& sink) {
+  std::uint64_t size = in.size();
   std::uint64_t left = len ? *len : size - off;
-  if (sink.fd() >= 0) {
+  int in_fd = in.fd();
+  if (sink.fd() >= 0 && in_fd >= 0) {
     if (off == 0 && !len) {
       copy_fd(in_fd, sink.fd());
       return;
@@ -180,14 +179,10 @@ void copy_out(int in_fd, std::uint64_t off, std::optional<std::uint64_t> len, st
   }
   std::vector<char> buf(1 << 20);
   while (left > 0) {
-    ssize_t n = ::pread(in_fd, buf.data(), std::min<std::uint64_t>(left, buf.size()),
-                        static_cast<off_t>(off));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail_errno(errno, "read file");
-    }
+    std::size_t n =
+        in.pread(std::span<char>(buf.data(), std::min<std::uint64_t>(left, buf.size())), off);
     if (n == 0) break;
-    unwrap(sink.write(std::span<const char>(buf.data(), static_cast<std::size_t>(n))));
+    unwrap(sink.write(std::span<const char>(buf.data(), n)));
     off += static_cast<std::uint64_t>(n);
     left -= static_cast<std::uint64_t>(n);
   }
@@ -260,17 +255,15 @@ class LocalStore final : public Client {
     return guard([&] {
       std::string p = normalize_path(path);
       auto tree = open_ref(ref);
-      UniqueFd fd = tree->open_file(p);
+      auto file = tree->open_file(p);
       FileInfo info = stat_in(*tree, p);
-      struct stat st {};
-      if (::fstat(fd.get(), &st) != 0) fail_errno(errno, "stat " + p);
-      std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
+      std::uint64_t size = file->size();
       if (range.offset > size || (range.offset == size && size > 0 && range.length.value_or(1) > 0))
         failf(ErrorCode::kInvalidArgument, "range starts at byte {} but \"{}\" has {} bytes",
               range.offset, p, size);
       std::optional<std::uint64_t> len = range.length;
       if (len && *len > size - range.offset) len = size - range.offset;
-      copy_out(fd.get(), range.offset, len, size, sink);
+      copy_out(*file, range.offset, len, sink);
       return info;
     });
   }
@@ -624,6 +617,10 @@ class LocalStore final : public Client {
 
   Result<FsckReport> fsck(bool repair) override {
     return guard([&] { return run_fsck(repair); });
+  }
+
+  Result<GcReport> gc() override {
+    return guard([&] { return backend_->gc(); });
   }
 
  private:
@@ -1007,6 +1004,18 @@ class LocalStore final : public Client {
     std::optional<FileLock> graph;
     if (repair) graph.emplace(locks_.get(), "graph", true);
     auto problem = [&](std::string s) { r.problems.push_back(std::move(s)); };
+    // The stored data itself first (object hashes and references).
+    backend_->check(r, repair);
+    // A tree whose walk fails (a missing or unreadable object) is a problem
+    // to report, not a reason to stop checking.
+    auto count = [&](const std::string& what, auto open) -> std::optional<TreeStats> {
+      try {
+        return count_tree(*open());
+      } catch (const Fail& f) {
+        problem(fmt::format("{}: {}", what, f.error.message));
+        return std::nullopt;
+      }
+    };
     std::set<std::string> ids;
     for (auto& id : commit_ids()) ids.insert(id);
     // Commits: metadata, parents, trees, figures.
@@ -1029,10 +1038,11 @@ class LocalStore final : public Client {
         problem(fmt::format("commit {}: its tree is missing", id));
         continue;
       }
-      auto counted = count_tree(*backend_->open_commit(id));
-      if (counted.files != c->stats.files || counted.bytes != c->stats.bytes)
+      auto counted = count("commit " + id, [&] { return backend_->open_commit(id); });
+      if (!counted) continue;
+      if (counted->files != c->stats.files || counted->bytes != c->stats.bytes)
         problem(fmt::format("commit {}: records {} files / {} bytes but holds {} / {}", id,
-                            c->stats.files, c->stats.bytes, counted.files, counted.bytes));
+                            c->stats.files, c->stats.bytes, counted->files, counted->bytes));
     }
     // Branches: state, head, working tree, figures, interrupted operations.
     std::set<std::string> names;
@@ -1066,7 +1076,9 @@ class LocalStore final : public Client {
           continue;
         }
       }
-      auto counted = count_tree(*backend_->open_branch(b));
+      auto counted_or = count(fmt::format("branch \"{}\"", b), [&] { return backend_->open_branch(b); });
+      if (!counted_or) continue;
+      TreeStats counted = *counted_or;
       if (counted.files != st.info.stats.files || counted.bytes != st.info.stats.bytes) {
         if (repair) {
           FileLock lock(locks_.get(), "branch." + b, true);
@@ -1143,6 +1155,8 @@ std::unique_ptr<Client> open_local_store(const std::filesystem::path& dir) {
   std::unique_ptr<Backend> b;
   if (backend == "btrfs")
     b = open_btrfs_backend(root.get());
+  else if (backend == "portable")
+    b = open_portable_backend(root.get());
   else
     failf(ErrorCode::kCorruption, "store {} uses unknown backend \"{}\"", dir.string(), backend);
   return std::make_unique<LocalStore>(std::filesystem::absolute(dir), std::move(root),
@@ -1162,6 +1176,13 @@ Result<StoreInfo> init_store(const std::filesystem::path& dir, const InitOptions
   bool made_dir = false;
   bool emptied_ok = false;  // dir was verified empty: on failure, empty it again
   auto r = guard([&]() -> StoreInfo {
+    // Parents too, like mkdir -p: the default store (~/.local/share/pfs) must
+    // work for a new user whose ~/.local/share does not exist yet.
+    if (dir.has_parent_path()) {
+      std::error_code ec;
+      std::filesystem::create_directories(dir.parent_path(), ec);
+      if (ec) fail_errno(ec.value(), "create " + dir.parent_path().string());
+    }
     if (::mkdir(dir.c_str(), 0755) == 0)
       made_dir = true;
     else if (errno != EEXIST)
@@ -1180,18 +1201,16 @@ Result<StoreInfo> init_store(const std::filesystem::path& dir, const InitOptions
         backend = "btrfs";
         break;
       case BackendKind::kPortable:
-        fail(ErrorCode::kUnsupported,
-             "the portable backend is not available yet; use --backend btrfs on a btrfs file "
-             "system");
-      case BackendKind::kAuto: {
-        std::string why;
-        if (!btrfs_usable(root.get(), &why))
-          failf(ErrorCode::kUnsupported, "cannot create a store at {}: {}", dir.string(), why);
-        backend = "btrfs";
+        backend = "portable";
         break;
-      }
+      case BackendKind::kAuto:
+        backend = btrfs_usable(root.get(), nullptr) ? "btrfs" : "portable";
+        break;
     }
-    init_btrfs_backend(root.get());
+    if (backend == "btrfs")
+      init_btrfs_backend(root.get());
+    else
+      init_portable_backend(root.get());
     for (const char* d : {"meta", "locks"})
       if (::mkdirat(root.get(), d, 0755) != 0) fail_errno(errno, std::string("create ") + d);
     UniqueFd meta = open_dir(root.get(), "meta");

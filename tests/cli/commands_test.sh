@@ -3,9 +3,9 @@
 source "$(dirname "$0")/lib.sh"
 
 expect_status 0 pachctl init
-expect_contains "init says where" "Initialized empty pfs store in $PFS_STORE (backend: btrfs)" "$OUT"
+expect_contains "init says where" "Initialized empty pfs store in $PFS_STORE (backend: $BACKEND)" "$OUT"
 expect_status 0 pachctl status
-expect_contains "status backend" "Backend:  btrfs" "$OUT"
+expect_contains "status backend" "Backend:  $BACKEND" "$OUT"
 expect_contains "status branches" "Branches: 1" "$OUT"
 
 # put-file from stdin, from a file, and - ; get-file to stdout and -o

@@ -1,6 +1,14 @@
 # lib.sh: helpers for the end-to-end tests. Source it; it sets -eu, makes a
-# scratch directory on the test btrfs mount and removes it on exit.
+# scratch directory on the test mount and removes it on exit.
+# PFS_TEST_BACKEND (btrfs or portable) picks the backend of every store the
+# test makes with pachctl init (through PFS_BACKEND); portable stores go to
+# $PFS_TEST_ROOT_PORTABLE (an ext4 mount) when that is set.
 set -eu -o pipefail
+BACKEND=${PFS_TEST_BACKEND:-btrfs}
+export PFS_BACKEND=$BACKEND
+if [ "$BACKEND" = portable ] && [ -n "${PFS_TEST_ROOT_PORTABLE:-}" ]; then
+  PFS_TEST_ROOT=$PFS_TEST_ROOT_PORTABLE
+fi
 if [ -z "${PFS_TEST_ROOT:-}" ]; then
   if [ "${PFS_REQUIRE_BTRFS:-}" = 1 ]; then echo "PFS_TEST_ROOT not set (run scripts/test.sh)" >&2; exit 1; fi
   echo "skipped: PFS_TEST_ROOT (a btrfs mount) is not set; run scripts/test.sh" >&2
@@ -9,8 +17,8 @@ fi
 PACHCTL=${PACHCTL:?}
 T=$(mktemp -d "$PFS_TEST_ROOT/cli.XXXXXX")
 LOCAL=$(mktemp -d)
-# Stores (btrfs subvolumes) stay until scripts/test.sh unmounts the test
-# file system; local scratch files go now.
+# Stores stay until scripts/test.sh unmounts the test file system; local
+# scratch files go now.
 cleanup() { rm -rf "$LOCAL"; }
 trap cleanup EXIT
 export PFS_STORE=$T/store

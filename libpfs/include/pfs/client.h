@@ -135,13 +135,20 @@ class Client {
   // `repair`, fixes what can be fixed without losing data (size figures,
   // leftovers of interrupted operations).
   virtual Result<FsckReport> fsck(bool repair = false) = 0;
+
+  // Removes stored data that no commit and no branch reaches any more (after
+  // delete-commit, delete-branch, overwritten uploads). Never removes what is
+  // reachable, even while other processes write: it waits for uploads in
+  // progress to finish. Nothing to do on btrfs.
+  virtual Result<GcReport> gc() = 0;
 };
 
 // Creates a new, empty store (with an empty branch "master") in `dir`, which
-// must be empty or absent. BackendKind::kAuto picks btrfs when `dir` is on btrfs
-// and subvolumes can be made there. Errors: kAlreadyExists (a store is
-// there), kInvalidArgument (dir not empty), kUnsupported (btrfs forced where
-// it cannot work), kPermissionDenied.
+// must be empty or absent. BackendKind::kAuto picks btrfs when `dir` is on
+// btrfs and subvolumes can be made there, and the portable backend otherwise.
+// Errors: kAlreadyExists (a store is there), kInvalidArgument (dir not
+// empty), kUnsupported (btrfs forced where it cannot work),
+// kPermissionDenied.
 Result<StoreInfo> init_store(const std::filesystem::path& dir, const InitOptions& opts = {});
 
 // Opens the store in `dir`. Opening changes nothing: an operation a crashed

@@ -26,6 +26,7 @@ void from_json(const nlohmann::json& j, DiffEntry& v);
 void to_json(nlohmann::json& j, const MergeResult& v);
 void to_json(nlohmann::json& j, const FsckReport& v);
 void to_json(nlohmann::json& j, const StoreInfo& v);
+void to_json(nlohmann::json& j, const GcReport& v);
 void to_json(nlohmann::json& j, const PutDirResult& v);
 void to_json(nlohmann::json& j, const Error& v);
 

@@ -85,6 +85,15 @@ struct FsckReport {
   std::vector<std::string> repaired;  // what repair fixed
 };
 
+// What gc() removed and kept. On btrfs there is nothing to collect (space is
+// freed when a commit or branch is deleted) and all figures are 0.
+struct GcReport {
+  std::uint64_t objects_removed = 0;
+  std::uint64_t bytes_removed = 0;
+  std::uint64_t objects_kept = 0;
+  std::uint64_t bytes_kept = 0;
+};
+
 struct StoreInfo {
   std::string path;     // absolute path of the store
   std::string backend;  // "btrfs" (or "portable")
