@@ -26,8 +26,11 @@ namespace pfs::detail {
 struct Entry {
   FileInfo info;
   // Equal non-empty identities mean equal content (for a directory: equal
-  // subtrees); different or empty identities mean "compare to know".
+  // subtrees); different or empty identities mean "compare to know"...
   std::string identity;
+  // ...unless both identities are content hashes: then different means
+  // different, and no bytes need to be read.
+  bool identity_is_content = false;
 };
 
 // An open regular file of a tree.

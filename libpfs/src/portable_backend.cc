@@ -643,6 +643,9 @@ class PTree final : public TreeReader {
       out.info.type = FileInfo::Type::kFile;
       out.info.size = e.size;
       out.identity = std::string(1, e.type) + ":" + e.hash;
+      // The same bytes are always stored the same way (chunking depends
+      // only on the content), so different hashes mean different bytes.
+      out.identity_is_content = true;
     }
     return out;
   }

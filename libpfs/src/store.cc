@@ -101,6 +101,7 @@ bool same_bytes(TreeReader& a, TreeReader& b, const std::string& path) {
 
 bool same_file(TreeReader& a, const Entry& ea, TreeReader& b, const Entry& eb) {
   if (!ea.identity.empty() && ea.identity == eb.identity) return true;
+  if (ea.identity_is_content && eb.identity_is_content) return false;
   if (ea.info.size != eb.info.size) return false;
   return same_bytes(a, b, ea.info.path);
 }
