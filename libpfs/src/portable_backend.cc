@@ -412,9 +412,12 @@ class ContentWriter {
   using ReadFn = std::function<std::size_t(char*, std::size_t)>;
 
   // Stores everything `read` yields; returns the file's entry ('f' or 'c').
+  // Its chunks are in chunks() until the next call (they may not be on disk
+  // yet: the writer renames them at commit()).
   PEntry store(ObjectWriter& w, const ReadFn& read) {
     if (!buf_) buf_.reset(new char[kBuf]);  // not zeroed: only written bytes are read
-    std::vector<Chunk> chunks;
+    std::vector<Chunk>& chunks = chunks_;
+    chunks.clear();
     std::size_t start = 0, end = 0;
     bool eof = false;
     for (;;) {
@@ -440,10 +443,11 @@ class ContentWriter {
     PEntry e;
     e.files = 1;
     e.mtime_ns = now_ns();
-    if (chunks.size() <= 1) {
+    if (chunks.empty()) chunks.push_back({w.put({}), 0});  // the empty file
+    if (chunks.size() == 1) {
       e.type = 'f';
-      e.hash = chunks.empty() ? w.put({}) : chunks[0].hash;
-      e.size = chunks.empty() ? 0 : chunks[0].size;
+      e.hash = chunks[0].hash;
+      e.size = chunks[0].size;
       return e;
     }
     e.type = 'c';
@@ -452,9 +456,12 @@ class ContentWriter {
     return e;
   }
 
+  const std::vector<Chunk>& chunks() const { return chunks_; }
+
  private:
   static constexpr std::size_t kBuf = 4 * kMaxChunk;
   std::unique_ptr<char[]> buf_;
+  std::vector<Chunk> chunks_;
 };
 
 ContentWriter::ReadFn reader_of(Source& src) {
@@ -1141,12 +1148,7 @@ class PortableBackend final : public Backend {
     });
     if (keep.empty()) return rest;
     std::vector<Chunk> all = keep;
-    if (rest.type == 'c') {
-      auto more = objects_.chunks(rest.hash, what);
-      all.insert(all.end(), more.begin(), more.end());
-    } else {
-      all.push_back({rest.hash, rest.size});
-    }
+    all.insert(all.end(), content.chunks().begin(), content.chunks().end());
     PEntry e = rest;
     e.type = 'c';
     e.size = 0;
