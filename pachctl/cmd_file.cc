@@ -69,6 +69,17 @@ int run_put(const PutOptions& o, Context& ctx) {
   return 0;
 }
 
+// A byte count or offset: digits only (CLI11 would read "-1" as 2^64-1).
+CLI::Validator bytes_check() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos)
+          return "must be a number of bytes, 0 or more, not \"" + v + "\"";
+        return {};
+      },
+      "");
+}
+
 struct GetOptions {
   std::string commit, branch, out, path;
   std::uint64_t offset = 0;
@@ -189,9 +200,12 @@ void setup_file_commands(CLI::App& app, Context& ctx) {
   add_read_options(s, get->commit, get->branch);
   s->add_option("-o,--output", get->out, "Write to this local file instead of standard output")
       ->type_name("FILE");
-  s->add_option("--offset", get->offset, "Start at this byte (default 0)")->type_name("BYTES");
+  s->add_option("--offset", get->offset, "Start at this byte (default 0)")
+      ->type_name("BYTES")
+      ->check(bytes_check());
   s->add_option("--length", get->length, "Read at most this many bytes (default: to the end)")
-      ->type_name("BYTES");
+      ->type_name("BYTES")
+      ->check(bytes_check());
   s->add_option("PATH", get->path, "The file's path")->required();
   s->footer(footer(
       {"pachctl get-file data/sales.csv", "pachctl get-file -c 3f2a9c1d data/sales.csv > old.csv",
