@@ -16,9 +16,21 @@ namespace pachctl {
 
 namespace {
 
+// A byte count or offset: digits only (CLI11 would read "-1" as 2^64-1).
+CLI::Validator bytes_check() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos)
+          return "must be a number of bytes, 0 or more, not \"" + v + "\"";
+        return {};
+      },
+      "");
+}
+
 struct PutOptions {
   std::string branch = "master";
   bool append = false;
+  std::optional<std::uint64_t> offset;
   bool recursive = false;
   std::string path;
   std::string local;
@@ -31,8 +43,9 @@ int run_put(const PutOptions& o, Context& ctx) {
     if (o.local.empty() || o.local == "-")
       return ctx.fail(pfs::ErrorCode::kInvalidArgument,
                       "put-file -r needs a local directory: pachctl put-file -r PATH DIR");
-    if (o.append)
-      return ctx.fail(pfs::ErrorCode::kInvalidArgument, "--append cannot be used with -r");
+    if (o.append || o.offset)
+      return ctx.fail(pfs::ErrorCode::kInvalidArgument,
+                      fmt::format("--{} cannot be used with -r", o.append ? "append" : "offset"));
     auto r = c->put_dir(o.branch, o.path, o.local);
     if (!r) return ctx.fail(r.error());
     for (const auto& s : r->skipped)
@@ -62,22 +75,12 @@ int run_put(const PutOptions& o, Context& ctx) {
   auto src = pfs::Source::from_fd(fd);
   pfs::PutOptions opts;
   opts.append = o.append;
+  opts.offset = o.offset;
   auto r = c->put_file(o.branch, o.path, *src, opts);
   if (fd > 0) ::close(fd);
   if (!r) return ctx.fail(r.error());
   if (ctx.globals.json) ctx.print_json(*r);
   return 0;
-}
-
-// A byte count or offset: digits only (CLI11 would read "-1" as 2^64-1).
-CLI::Validator bytes_check() {
-  return CLI::Validator(
-      [](std::string& v) -> std::string {
-        if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos)
-          return "must be a number of bytes, 0 or more, not \"" + v + "\"";
-        return {};
-      },
-      "");
 }
 
 struct GetOptions {
@@ -180,7 +183,13 @@ void setup_file_commands(CLI::App& app, Context& ctx) {
   s->add_option("-b,--branch", put->branch, "The branch to write to")
       ->capture_default_str()
       ->type_name("BRANCH");
-  s->add_flag("-a,--append", put->append, "Append to the file instead of replacing it");
+  auto* append =
+      s->add_flag("-a,--append", put->append, "Append to the file instead of replacing it");
+  s->add_option("--offset", put->offset,
+                "Write into the existing file from this byte on, keeping the rest of it")
+      ->type_name("BYTES")
+      ->check(bytes_check())
+      ->excludes(append);
   s->add_flag("-r,--recursive", put->recursive,
               "LOCAL is a directory: copy all of it to PATH (\".\" for the root)");
   s->add_option("PATH", put->path, "The path in the branch")->required();
@@ -189,10 +198,12 @@ void setup_file_commands(CLI::App& app, Context& ctx) {
       footer({"pachctl put-file data/sales.csv ./sales.csv",
               "echo hello | pachctl put-file -b dev notes/hello.txt",
               "pachctl put-file --append logs/today.log ./new-lines.log",
+              "pachctl put-file --offset 4096 data/big.bin ./page.bin",
               "pachctl put-file -r images ./images"},
              "0 success; 2 invalid path or branch name, a file where a directory is (or back), "
-             "-r without a directory; 3 branch or LOCAL not found; 5 the branch was reverted or "
-             "merged into during the upload (upload again); 7 LOCAL not readable; 9 I/O error."));
+             "-r without a directory, --offset past the end of the file; 3 branch or LOCAL not "
+             "found, or no file at PATH with --offset; 5 the branch was reverted or merged into "
+             "during the upload (upload again); 7 LOCAL not readable; 9 I/O error."));
   add_runner(s, [put, &ctx] { return run_put(*put, ctx); });
 
   auto get = std::make_shared<GetOptions>();

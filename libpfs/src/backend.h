@@ -115,11 +115,17 @@ class Backend {
   // kDir: the staged item is a directory that add() fills; else one file.
   enum class StageKind { kFile, kDir };
   virtual std::unique_ptr<Staging> stage(const std::string& branch, StageKind kind) = 0;
+  // How a staged file lands on the file at its path.
+  struct Placement {
+    enum class Mode { kReplace, kAppend, kAt } mode = Mode::kReplace;
+    std::uint64_t offset = 0;  // kAt: the file exists (else kNotFound), offset <= its size
+  };
   // Moves a staged item to `path` of the branch's working tree: a file
-  // replaces (or, with append, is appended to) what is there; a directory is
-  // merged into what is there. Returns the change of the tree's figures.
+  // replaces what is there, is appended to it, or overwrites its bytes from
+  // an offset on (by `where`); a directory is merged into what is there.
+  // Returns the change of the tree's figures.
   virtual StatsDelta publish(const std::string& branch, Staging& staged, const std::string& path,
-                             bool append) = 0;
+                             const Placement& where) = 0;
   // Removes a file or a directory tree; returns what was removed.
   virtual TreeStats remove(const std::string& branch, const std::string& path) = 0;
   // Removes staged items of crashed writers. Caller holds the branch lock.

@@ -18,6 +18,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -359,11 +360,17 @@ class BtrfsBackend final : public Backend {
     UniqueFd dir = open_dir(root.get(), kStaging);
     struct stat st {};
     if (::fstat(root.get(), &st) != 0) fail_errno(errno, "stat working tree");
-    return std::make_unique<BtrfsStaging>(std::move(dir), st.st_dev, random_hex(12), kind);
+    // Between creating the item and locking it, a sweep would take it for a
+    // dead writer's: hold the staging directory shared until the item is
+    // locked (sweep_staging takes it exclusively).
+    flock_fd(dir.get(), false);
+    auto staging = std::make_unique<BtrfsStaging>(std::move(dir), st.st_dev, random_hex(12), kind);
+    ::flock(staging->dir_.get(), LOCK_UN);
+    return staging;
   }
 
   StatsDelta publish(const std::string& branch, Staging& staging, const std::string& path,
-                     bool append) override {
+                     const Placement& where) override {
     auto& s = static_cast<BtrfsStaging&>(staging);
     UniqueFd root = open_dir_if_exists(branches_.get(), branch);
     if (!root) failf(ErrorCode::kNotFound, "branch \"{}\" was deleted during the upload", branch);
@@ -373,7 +380,7 @@ class BtrfsBackend final : public Backend {
       failf(ErrorCode::kConflict,
             "branch \"{}\" was reverted, merged into or recreated during the upload; upload again",
             branch);
-    StatsDelta d = s.kind_ == StageKind::kFile ? publish_file(root.get(), s, path, append)
+    StatsDelta d = s.kind_ == StageKind::kFile ? publish_file(root.get(), s, path, where)
                                                : publish_dir(root.get(), s, path);
     s.published_ = true;
     return d;
@@ -416,6 +423,7 @@ class BtrfsBackend final : public Backend {
     if (!root) return;
     UniqueFd dir = open_dir_if_exists(root.get(), kStaging);
     if (!dir) return;
+    flock_fd(dir.get(), true);  // no item is between creation and lock (see stage())
     for (const auto& name : list_dir_names(dir.get())) {
       UniqueFd item(::openat(dir.get(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
       if (!item) continue;
@@ -477,7 +485,8 @@ class BtrfsBackend final : public Backend {
   }
 
  private:
-  StatsDelta publish_file(int root, BtrfsStaging& s, const std::string& path, bool append) {
+  StatsDelta publish_file(int root, BtrfsStaging& s, const std::string& path,
+                          const Placement& where) {
     mkdirs_beneath(root, parent_of(path));
     UniqueFd parent = parent_of(path).empty()
                           ? UniqueFd(::fcntl(root, F_DUPFD_CLOEXEC, 0))
@@ -493,9 +502,15 @@ class BtrfsBackend final : public Backend {
     std::uint64_t old_size = old ? static_cast<std::uint64_t>(old->st_size) : 0;
     std::uint64_t new_size = static_cast<std::uint64_t>(st.st_size);
     std::string from = s.name_;
-    if (append && old) {
-      // New inode = old content (reflinked, O(1)) + staged bytes; renamed
-      // over the old one so readers never see a half-appended file.
+    bool append = where.mode == Placement::Mode::kAppend;
+    bool at = where.mode == Placement::Mode::kAt;
+    if (at && (!old || where.offset > old_size))
+      failf(ErrorCode::kInvalidArgument, "cannot write \"{}\" at offset {}: it has {} bytes", path,
+            where.offset, old_size);
+    if ((append || at) && old) {
+      // New inode = old content (reflinked, O(1)) + staged bytes at the end
+      // or at the offset; renamed over the old one so readers never see a
+      // half-written file.
       from = s.name_ + ".append";
       UniqueFd out(
           ::openat(s.dir_.get(), from.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
@@ -504,6 +519,8 @@ class BtrfsBackend final : public Backend {
         UniqueFd in(::openat(parent.get(), base.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
         if (!in) fail_errno(errno, "open " + path);
         copy_fd(in.get(), out.get());
+        if (at && ::lseek(out.get(), static_cast<off_t>(where.offset), SEEK_SET) < 0)
+          fail_errno(errno, "seek");
         if (::lseek(s.item_.get(), 0, SEEK_SET) < 0) fail_errno(errno, "seek");
         copy_fd(s.item_.get(), out.get());
         if (::fsync(out.get()) != 0) fail_errno(errno, "fsync");
@@ -511,7 +528,7 @@ class BtrfsBackend final : public Backend {
         unlink_if_exists(s.dir_.get(), from);
         throw;
       }
-      new_size = old_size + new_size;
+      new_size = at ? std::max(old_size, where.offset + new_size) : old_size + new_size;
     }
     if (::renameat(s.dir_.get(), from.c_str(), parent.get(), base.c_str()) != 0)
       fail_errno(errno, "publish " + path);

@@ -414,10 +414,15 @@ class ContentWriter {
   // Stores everything `read` yields; returns the file's entry ('f' or 'c').
   // Its chunks are in chunks() until the next call (they may not be on disk
   // yet: the writer renames them at commit()).
-  PEntry store(ObjectWriter& w, const ReadFn& read) {
+  // With `stop`, called with the stream position after each cut: when it
+  // returns true, cutting stops there and the rest of the stream is not
+  // stored (the caller has it already).
+  PEntry store(ObjectWriter& w, const ReadFn& read,
+               const std::function<bool(std::uint64_t)>& stop = {}) {
     if (!buf_) buf_.reset(new char[kBuf]);  // not zeroed: only written bytes are read
     std::vector<Chunk>& chunks = chunks_;
     chunks.clear();
+    std::uint64_t pos = 0;
     std::size_t start = 0, end = 0;
     bool eof = false;
     for (;;) {
@@ -439,6 +444,8 @@ class ContentWriter {
       if (cut == 0) continue;  // unreachable: we only cut with kMaxChunk bytes or at eof
       chunks.push_back({w.put(std::string_view(buf_.get() + start, cut)), cut});
       start += cut;
+      pos += cut;
+      if (stop && stop(pos)) return {};  // the caller assembles the file from chunks()
     }
     PEntry e;
     e.files = 1;
@@ -887,7 +894,7 @@ class PortableBackend final : public Backend {
   }
 
   StatsDelta publish(const std::string& branch, Staging& staging, const std::string& path,
-                     bool append) override {
+                     const Placement& where) override {
     auto& s = static_cast<PortableStaging&>(staging);
     auto r = read_ref(branches_.get(), branch, "branch " + branch);
     if (!r) failf(ErrorCode::kNotFound, "branch \"{}\" was deleted during the upload", branch);
@@ -900,7 +907,13 @@ class PortableBackend final : public Backend {
       if (old && old->is_dir())
         failf(ErrorCode::kInvalidArgument, "\"{}\" is a directory; a file cannot replace it",
               path);
-      if (append && old) e = appended(*old, e, w, s.content_, path);
+      if (where.mode == Placement::Mode::kAt && (!old || where.offset > old->size))
+        failf(ErrorCode::kInvalidArgument, "cannot write \"{}\" at offset {}: it has {} bytes",
+              path, where.offset, old ? old->size : 0);
+      if (where.mode != Placement::Mode::kReplace && old) {
+        std::uint64_t at = where.mode == Placement::Mode::kAt ? where.offset : old->size;
+        e = spliced(*old, at, e, w, s.content_, path);
+      }
       t.set_file(path, e);
       d.files = old ? 0 : 1;
       d.bytes = static_cast<std::int64_t>(e.size) - static_cast<std::int64_t>(old ? old->size : 0);
@@ -1110,50 +1123,96 @@ class PortableBackend final : public Backend {
     write_file_atomic(branches_.get(), branch, ref_text(root, now_ns()));
   }
 
-  // The entry of old + the bytes of add. Re-chunks from the start of the old
-  // file's last chunk, so the result is chunked exactly as if the whole file
-  // had been uploaded at once (and shares its chunks).
-  PEntry appended(const PEntry& old, const PEntry& add, ObjectWriter& w, ContentWriter& content,
-                  const std::string& path) {
+  // The entry of `old` with the bytes of `add` written at `offset` (<= its
+  // size; at the size: appended). Re-chunks from the start of the old chunk
+  // that holds `offset` until a cut falls on an old chunk boundary behind
+  // the written bytes, and keeps the old chunks around that: the result is
+  // chunked exactly as a fresh upload of the whole new file would be (so it
+  // has the same hash and shares its chunks), at the cost of what changed.
+  PEntry spliced(const PEntry& old, std::uint64_t offset, const PEntry& add, ObjectWriter& w,
+                 ContentWriter& content, const std::string& path) {
     std::string what = fmt::format("\"{}\"", path);
-    std::vector<Chunk> keep;
-    std::vector<Chunk> tail;
-    if (old.type == 'c') {
-      keep = objects_.chunks(old.hash, what);
-      tail.push_back(keep.back());
-      keep.pop_back();
-    } else {
-      tail.push_back({old.hash, old.size});
+    auto chunks_of = [&](const PEntry& e) {
+      return e.type == 'c' ? objects_.chunks(e.hash, what) : std::vector<Chunk>{{e.hash, e.size}};
+    };
+    std::vector<Chunk> oc = chunks_of(old);
+    std::vector<std::uint64_t> starts;
+    std::uint64_t pos = 0;
+    for (const auto& c : oc) {
+      starts.push_back(pos);
+      pos += c.size;
     }
-    if (add.type == 'c') {
-      auto more = objects_.chunks(add.hash, what);
-      tail.insert(tail.end(), more.begin(), more.end());
-    } else {
-      tail.push_back({add.hash, add.size});
+    // The old chunk holding `offset` (the last one when appending).
+    std::size_t first = static_cast<std::size_t>(
+        std::upper_bound(starts.begin(), starts.end(), offset) - starts.begin() - 1);
+    std::uint64_t from = starts[first];
+    std::uint64_t end = offset + add.size;  // behind the written bytes, old bytes again
+    // The byte stream to re-chunk: old [from, offset), add, old [end, size).
+    struct Segment {
+      std::string hash;
+      std::uint64_t off, len;
+    };
+    std::vector<Segment> segs;
+    if (offset > from) segs.push_back({oc[first].hash, 0, offset - from});
+    for (const auto& c : chunks_of(add)) segs.push_back({c.hash, 0, c.size});
+    for (std::size_t k = first; k < oc.size(); k++) {
+      std::uint64_t s0 = starts[k], s1 = starts[k] + oc[k].size;
+      if (s1 <= end) continue;
+      std::uint64_t skip = end > s0 ? end - s0 : 0;
+      segs.push_back({oc[k].hash, skip, oc[k].size - skip});
     }
-    // Read the tail chunks in order, through the chunker.
-    std::size_t i = 0;
+    std::size_t si = 0;
+    std::uint64_t in_seg = 0;
     UniqueFd fd;
-    PEntry rest = content.store(w, [&](char* p, std::size_t n) -> std::size_t {
-      while (i < tail.size()) {
-        if (!fd) fd = objects_.open(tail[i].hash, what);
-        ssize_t r = ::read(fd.get(), p, n);
+    auto read = [&](char* p, std::size_t n) -> std::size_t {
+      while (si < segs.size()) {
+        const Segment& g = segs[si];
+        if (in_seg == g.len) {
+          si++;
+          in_seg = 0;
+          fd.reset();
+          continue;
+        }
+        if (!fd) fd = objects_.open(g.hash, what);
+        std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(n, g.len - in_seg));
+        ssize_t r = ::pread(fd.get(), p, want, static_cast<off_t>(g.off + in_seg));
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) fail_errno(errno, "read " + what);
-        if (r > 0) return static_cast<std::size_t>(r);
-        fd.reset();
-        i++;
+        if (r == 0) failf(ErrorCode::kCorruption, "an object of {} is short; run pachctl fsck", what);
+        in_seg += static_cast<std::uint64_t>(r);
+        return static_cast<std::size_t>(r);
       }
       return 0;
-    });
-    if (keep.empty()) return rest;
-    std::vector<Chunk> all = keep;
+    };
+    // Old boundaries behind the written bytes: a cut there realigns.
+    std::size_t resume = oc.size();
+    auto stop = [&](std::uint64_t cut) {
+      std::uint64_t at = from + cut;
+      if (at < end) return false;
+      auto it = std::lower_bound(starts.begin(), starts.end(), at);
+      if (it == starts.end() || *it != at) return false;
+      resume = static_cast<std::size_t>(it - starts.begin());
+      return true;
+    };
+    content.store(w, read, stop);
+    std::vector<Chunk> all(oc.begin(), oc.begin() + static_cast<std::ptrdiff_t>(first));
     all.insert(all.end(), content.chunks().begin(), content.chunks().end());
-    PEntry e = rest;
-    e.type = 'c';
-    e.size = 0;
+    all.insert(all.end(), oc.begin() + static_cast<std::ptrdiff_t>(resume), oc.end());
+    // A re-chunked empty stream yields one empty chunk; drop it when others exist.
+    if (all.size() > 1)
+      all.erase(std::remove_if(all.begin(), all.end(), [](const Chunk& c) { return c.size == 0; }),
+                all.end());
+    PEntry e;
+    e.files = 1;
+    e.mtime_ns = now_ns();
     for (const auto& c : all) e.size += c.size;
-    e.hash = w.put(serialize_chunks(all));
+    if (all.size() == 1) {
+      e.type = 'f';
+      e.hash = all[0].hash;
+    } else {
+      e.type = 'c';
+      e.hash = w.put(serialize_chunks(all));
+    }
     return e;
   }
 

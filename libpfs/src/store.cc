@@ -219,11 +219,21 @@ class LocalStore final : public Client {
       std::string b(branch);
       check_branch_name(b);
       std::string p = normalize_path(path);
+      if (opts.append && opts.offset)
+        fail(ErrorCode::kInvalidArgument, "append and offset exclude each other; pick one");
       read_state(b);  // fail early, before staging any data
+      Backend::Placement where;
+      if (opts.append) where.mode = Backend::Placement::Mode::kAppend;
+      if (opts.offset) {
+        where.mode = Backend::Placement::Mode::kAt;
+        where.offset = *opts.offset;
+        // Checked again under the lock; this is to fail before the upload.
+        check_offset(*backend_->open_branch(b), b, p, where.offset);
+      }
       auto staged = backend_->stage(b, Backend::StageKind::kFile);
       staged->add("", src);
       staged->sync();
-      publish(b, *staged, p, opts.append);
+      publish(b, *staged, p, where);
       return stat_in(*backend_->open_branch(b), p);
     });
   }
@@ -246,7 +256,7 @@ class LocalStore final : public Client {
       auto staged = backend_->stage(b, Backend::StageKind::kDir);
       add_local_dir(*staged, dir.get(), "", p, result, local_dir.string());
       staged->sync();
-      if (result.files > 0) publish(b, *staged, p, false);
+      if (result.files > 0) publish(b, *staged, p, {});
       return result;
     });
   }
@@ -741,11 +751,14 @@ class LocalStore final : public Client {
     }
   }
 
-  void publish(const std::string& b, Staging& staged, const std::string& p, bool append) {
+  void publish(const std::string& b, Staging& staged, const std::string& p,
+               const Backend::Placement& where) {
     FileLock graph(locks_.get(), "graph", false);
     FileLock lock(locks_.get(), "branch." + b, true);
     BranchState st = load_and_recover(b);
-    StatsDelta d = while_stale(st, [&] { return backend_->publish(b, staged, p, append); });
+    if (where.mode == Backend::Placement::Mode::kAt)
+      check_offset(*backend_->open_branch(b), b, p, where.offset);
+    StatsDelta d = while_stale(st, [&] { return backend_->publish(b, staged, p, where); });
     crash_point("put.after-publish");
     st.info.stats.files =
         static_cast<std::uint64_t>(static_cast<std::int64_t>(st.info.stats.files) + d.files);
@@ -754,6 +767,21 @@ class LocalStore final : public Client {
     st.info.dirty = true;
     st.stats_stale = false;
     save_state(st);
+  }
+
+  // put-file --offset writes into an existing file, from at most its end.
+  static void check_offset(TreeReader& tree, const std::string& b, const std::string& p,
+                           std::uint64_t offset) {
+    auto e = tree.stat(p);
+    if (!e)
+      failf(ErrorCode::kNotFound,
+            "\"{}\" not found in branch \"{}\": writing at an offset needs an existing file", p, b);
+    if (e->info.type != FileInfo::Type::kFile)
+      failf(ErrorCode::kInvalidArgument, "\"{}\" is a directory; a file cannot replace it", p);
+    if (offset > e->info.size)
+      failf(ErrorCode::kInvalidArgument,
+            "offset {} is past the end of \"{}\" ({} bytes); use --append to add at the end", offset,
+            p, e->info.size);
   }
 
   std::unique_ptr<WorkTree> begin_work(BranchState& st, const char* op, const std::string& id,

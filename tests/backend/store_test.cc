@@ -9,6 +9,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -683,20 +684,29 @@ TEST_CASE("concurrent writers and committers lose nothing") {
   constexpr int kThreads = 4, kFiles = 40;
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
+  std::mutex mu;
+  std::string errors;  // what failed, for the report
+  auto failed = [&](const Error& e) {
+    failures++;
+    std::lock_guard<std::mutex> g(mu);
+    errors += e.message + "\n";
+  };
   for (int t = 0; t < kThreads; ++t)
     threads.emplace_back([&, t] {
       for (int i = 0; i < kFiles; ++i) {
         auto src = Source::from_string(std::string(static_cast<std::size_t>(i + 1), 'a' + t));
-        if (!s->put_file("master", "t" + std::to_string(t) + "/f" + std::to_string(i), *src))
-          failures++;
+        auto r = s->put_file("master", "t" + std::to_string(t) + "/f" + std::to_string(i), *src);
+        if (!r) failed(r.error());
       }
     });
   threads.emplace_back([&] {
-    for (int i = 0; i < 10; ++i)
-      if (!s->commit("master")) failures++;
+    for (int i = 0; i < 10; ++i) {
+      auto r = s->commit("master");
+      if (!r) failed(r.error());
+    }
   });
   for (auto& th : threads) th.join();
-  CHECK(failures == 0);
+  CHECK_MESSAGE(failures == 0, errors);
   s.commit();
   auto b = s->inspect_branch("master");
   CHECK(b->stats.files == kThreads * kFiles);
@@ -827,5 +837,53 @@ TEST_CASE("gc removes only what no commit or branch reaches") {
   CHECK(s.get(Ref::commit(c1), "keep/a") == random_bytes(700 << 10, 3));
   CHECK(s.get(Ref::commit(c1), "keep/b") == "small");
   CHECK(s.get(M, "keep/b") == "overwritten");
+  s.check_fsck();
+}
+
+TEST_CASE("put_file at an offset overwrites a range, extends the file, and refuses bad offsets") {
+  Store s;
+  std::string big = random_bytes(6 << 20, 5);
+  s.put("f", big);
+  std::string c0 = s.commit();
+  auto write_at = [&](std::uint64_t off, const std::string& data) {
+    auto src = Source::from_string(data);
+    PutOptions o;
+    o.offset = off;
+    return s->put_file("master", "f", *src, o);
+  };
+  std::string patch = random_bytes(300 << 10, 6);
+  REQUIRE_OK(write_at(3 << 20, patch));
+  big.replace(3 << 20, patch.size(), patch);
+  CHECK(s.get(M, "f") == big);
+  REQUIRE_OK(write_at(big.size() - 100, patch));  // runs past the end: extends
+  big.replace(big.size() - 100, 100, patch);
+  CHECK(s.get(M, "f") == big);
+  auto info = s->stat_file(M, "f");
+  REQUIRE_OK(info);
+  CHECK(info->size == big.size());
+  REQUIRE_OK(write_at(big.size(), "tail"));  // at the very end: an append
+  big += "tail";
+  CHECK(s.get(M, "f") == big);
+  auto b = s->inspect_branch("master");
+  REQUIRE_OK(b);
+  CHECK(b->stats.bytes == big.size());
+  // Refused, changing nothing: past the end, no such file, with append.
+  CHECK(code(write_at(big.size() + 1, "x")) == ErrorCode::kInvalidArgument);
+  auto src = Source::from_string("x");
+  PutOptions o;
+  o.offset = 0;
+  CHECK(code(s->put_file("master", "nofile", *src, o)) == ErrorCode::kNotFound);
+  auto src2 = Source::from_string("x");
+  o.append = true;
+  CHECK(code(s->put_file("master", "f", *src2, o)) == ErrorCode::kInvalidArgument);
+  CHECK(s.get(M, "f") == big);
+  CHECK(code(s->stat_file(M, "nofile")) == ErrorCode::kNotFound);
+  // The commit before is untouched; the diff sees one modified file.
+  CHECK(s.get(Ref::commit(c0), "f") == random_bytes(6 << 20, 5));
+  std::string c1 = s.commit();
+  auto d = s->diff(Ref::commit(c0), Ref::commit(c1));
+  REQUIRE_OK(d);
+  REQUIRE(d->size() == 1);
+  CHECK((*d)[0].change == DiffEntry::Change::kModified);
   s.check_fsck();
 }

@@ -123,4 +123,17 @@ expect_contains "help lists merge" "merge" "$OUT"
 expect_status 0 pachctl --store "$T/other" init
 expect_status 0 pachctl --store "$T/other" list-file
 expect_eq "other store empty" "NAME  TYPE  SIZE" "$OUT"
+# put-file --offset: overwrite a range of an existing file, keep the rest
+printf '0123456789' | pachctl put-file range.txt
+printf 'AB' | pachctl put-file --offset 3 range.txt
+expect_eq "offset write" "012AB56789" "$(pachctl get-file range.txt)"
+printf 'XYZ' | pachctl put-file --offset 9 range.txt
+expect_eq "offset write extends" "012AB5678XYZ" "$(pachctl get-file range.txt)"
+expect_eq "read a range" "AB5" "$(pachctl get-file --offset 3 --length 3 range.txt)"
+expect_status 2 pachctl put-file --offset 13 range.txt /etc/hostname
+expect_contains "offset past the end says why" "past the end" "$ERR"
+expect_status 3 pachctl put-file --offset 0 no-such.txt /etc/hostname
+expect_status 2 pachctl put-file --offset 0 --append range.txt /etc/hostname
+expect_status 2 pachctl put-file --offset -1 range.txt /etc/hostname
+expect_eq "refused writes change nothing" "012AB5678XYZ" "$(pachctl get-file range.txt)"
 finish

@@ -36,8 +36,11 @@ class Client {
   // Writes `path` on `branch` (creating parent directories) from `src`; the
   // new content becomes visible at once and whole (never half-written), and
   // is on stable storage when this returns. With opts.append, appends to the
-  // existing file (or creates it). Errors: kInvalidArgument (bad path, or a
-  // parent of path is a file, or path is a directory), kNotFound (branch).
+  // existing file (or creates it); with opts.offset, overwrites the existing
+  // file's bytes from that offset on. Errors: kInvalidArgument (bad path, or
+  // a parent of path is a file, or path is a directory, or append with
+  // offset, or an offset past the end of the file), kNotFound (branch; or
+  // the file, with opts.offset).
   virtual Result<FileInfo> put_file(std::string_view branch, std::string_view path, Source& src,
                                     const PutOptions& opts = {}) = 0;
 

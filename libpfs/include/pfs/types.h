@@ -111,7 +111,12 @@ struct InitOptions {
 };
 
 struct PutOptions {
-  bool append = false;  // append to the file instead of replacing it
+  bool append = false;  // append to the file (or create it) instead of replacing it
+  // Write into the existing file from this byte on, overwriting what is
+  // there and extending the file when the content runs past its end; the
+  // rest of the file is kept. Costs what is written, not the file's size.
+  // Excludes append.
+  std::optional<std::uint64_t> offset;
 };
 
 struct PutDirResult {
