@@ -84,7 +84,8 @@ int run_put(const PutOptions& o, Context& ctx) {
 }
 
 struct GetOptions {
-  std::string commit, branch, out, path;
+  std::string commit, branch, out, path, local_dir;
+  bool recursive = false;
   std::uint64_t offset = 0;
   std::optional<std::uint64_t> length;
 };
@@ -92,6 +93,23 @@ struct GetOptions {
 int run_get(const GetOptions& o, Context& ctx) {
   auto* c = ctx.client();
   if (!c) return ctx.status();
+  if (o.recursive) {
+    if (o.local_dir.empty())
+      return ctx.fail(pfs::ErrorCode::kInvalidArgument,
+                      "get-file -r needs a local directory: pachctl get-file -r PATH DIR");
+    if (!o.out.empty() || o.offset || o.length)
+      return ctx.fail(pfs::ErrorCode::kInvalidArgument,
+                      "-o, --offset and --length cannot be used with -r");
+    auto r = c->get_dir(read_ref(o.commit, o.branch), o.path, o.local_dir);
+    if (!r) return ctx.fail(r.error());
+    if (ctx.globals.json) ctx.print_json(*r);
+    return 0;
+  }
+  if (!o.local_dir.empty())
+    return ctx.fail(pfs::ErrorCode::kInvalidArgument,
+                    fmt::format("unexpected argument {}: write a file with -o FILE, a directory "
+                                "with -r PATH DIR",
+                                o.local_dir));
   int fd = 1;
   std::string tmp;
   if (!o.out.empty() && o.out != "-") {
@@ -217,14 +235,20 @@ void setup_file_commands(CLI::App& app, Context& ctx) {
   s->add_option("--length", get->length, "Read at most this many bytes (default: to the end)")
       ->type_name("BYTES")
       ->check(bytes_check());
-  s->add_option("PATH", get->path, "The file's path")->required();
+  s->add_flag("-r,--recursive", get->recursive,
+              "PATH is a directory: copy all of it into the new or empty local directory DIR");
+  s->add_option("PATH", get->path, "The file's path (with -r: a directory, \".\" for the root)")
+      ->required();
+  s->add_option("DIR", get->local_dir, "With -r: the local directory to copy into");
   s->footer(footer(
       {"pachctl get-file data/sales.csv", "pachctl get-file -c 3f2a9c1d data/sales.csv > old.csv",
        "pachctl get-file -b dev -o hello.txt notes/hello.txt",
-       "pachctl get-file --offset 1048576 --length 4096 data/big.bin | xxd"},
-      "0 success; 2 invalid path, PATH is a directory, -c with -b, --offset past the end; 3 "
-      "commit, branch or file not found, or OUT's directory missing; 7 OUT not writable; 8 "
-      "the store is damaged (run pachctl fsck); 9 I/O error."));
+       "pachctl get-file --offset 1048576 --length 4096 data/big.bin | xxd",
+       "pachctl get-file -c 3f2a9c1d -r . ./restore"},
+      "0 success; 2 invalid path, PATH is a directory (without -r) or a file (with -r), DIR "
+      "not empty, -c with -b, --offset past the end; 3 commit, branch or file not found, or "
+      "OUT's directory missing; 7 OUT or DIR not writable; 8 the store is damaged (run pachctl "
+      "fsck); 9 I/O error."));
   add_runner(s, [get, &ctx] { return run_get(*get, ctx); });
 
   auto del = std::make_shared<DeleteOptions>();

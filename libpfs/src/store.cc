@@ -59,6 +59,10 @@ std::string parent_dir(const std::string& p) {
   auto pos = p.rfind('/');
   return pos == std::string::npos ? std::string() : p.substr(0, pos);
 }
+std::string base_name(const std::string& p) {
+  auto pos = p.rfind('/');
+  return pos == std::string::npos ? p : p.substr(pos + 1);
+}
 
 // An empty tree, for diffs and merges against "nothing".
 class EmptyTree final : public TreeReader {
@@ -276,6 +280,39 @@ class LocalStore final : public Client {
       if (len && *len > size - range.offset) len = size - range.offset;
       copy_out(*file, range.offset, len, sink);
       return info;
+    });
+  }
+
+  Result<TreeStats> get_dir(const Ref& ref, std::string_view path,
+                            const std::filesystem::path& local_dir) override {
+    return guard([&] {
+      std::string p = normalize_path(path, true);
+      auto tree = open_ref(ref);
+      auto e = tree->stat(p);
+      if (!e) failf(ErrorCode::kNotFound, "\"{}\" not found", p);
+      if (e->info.type != FileInfo::Type::kDirectory)
+        failf(ErrorCode::kInvalidArgument, "\"{}\" is a file; copy a file without -r", p);
+      if (local_dir.has_parent_path()) {
+        std::error_code ec;
+        std::filesystem::create_directories(local_dir.parent_path(), ec);
+        if (ec) fail_errno(ec.value(), "create " + local_dir.parent_path().string());
+      }
+      if (::mkdir(local_dir.c_str(), 0777) != 0 && errno != EEXIST)
+        fail_errno(errno, "create " + local_dir.string());
+      UniqueFd out(::open(local_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!out) {
+        if (errno == ENOTDIR)
+          failf(ErrorCode::kInvalidArgument, "{} is a file, not a directory", local_dir.string());
+        fail_errno(errno, "open " + local_dir.string());
+      }
+      // Never mix a copy with local files, nor overwrite any.
+      if (!list_dir_names(out.get()).empty())
+        failf(ErrorCode::kInvalidArgument, "{} is not empty; copy into a new or empty directory",
+              local_dir.string());
+      TreeStats copied;
+      copy_dir_out(*tree, p, out.get(), copied, local_dir.string());
+      if (::syncfs(out.get()) != 0) fail_errno(errno, "sync " + local_dir.string());
+      return copied;
     });
   }
 
@@ -1000,6 +1037,32 @@ class LocalStore final : public Client {
         found.emplace(e.info.path, e.info);
       else if (e.info.type == FileInfo::Type::kDirectory)
         glob_walk(tree, e.info.path, segs, i + 1, found);
+    }
+  }
+
+  // Writes the tree's directory `dir` into the local directory `outfd`. The
+  // names come from the tree (validated when written: no "/", "." or ".."),
+  // and every file is created with O_EXCL below directories made here, so
+  // nothing outside local_dir is ever written.
+  void copy_dir_out(TreeReader& tree, const std::string& dir, int outfd, TreeStats& copied,
+                    const std::string& local) {
+    for (const auto& e : tree.list(dir)) {
+      std::string name = base_name(e.info.path);
+      if (e.info.type == FileInfo::Type::kDirectory) {
+        if (::mkdirat(outfd, name.c_str(), 0777) != 0)
+          fail_errno(errno, "create " + local + "/" + e.info.path);
+        UniqueFd sub = open_dir(outfd, name);
+        copy_dir_out(tree, e.info.path, sub.get(), copied, local);
+        continue;
+      }
+      auto in = tree.open_file(e.info.path);
+      UniqueFd f(::openat(outfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                          0666));
+      if (!f) fail_errno(errno, "create " + local + "/" + e.info.path);
+      auto sink = Sink::to_fd(f.get());
+      copy_out(*in, 0, std::nullopt, *sink);
+      copied.files += 1;
+      copied.bytes += in->size();
     }
   }
 

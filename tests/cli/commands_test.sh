@@ -136,4 +136,20 @@ expect_status 3 pachctl put-file --offset 0 no-such.txt /etc/hostname
 expect_status 2 pachctl put-file --offset 0 --append range.txt /etc/hostname
 expect_status 2 pachctl put-file --offset -1 range.txt /etc/hostname
 expect_eq "refused writes change nothing" "012AB5678XYZ" "$(pachctl get-file range.txt)"
+# get-file -r: a whole directory (or commit) back into a new local directory
+mkdir -p "$LOCAL/tree/a/b" && echo 1 > "$LOCAL/tree/a/one" && echo 2 > "$LOCAL/tree/a/b/two"
+pachctl put-file -r export "$LOCAL/tree"
+EXP=$(pachctl commit -m export)
+expect_status 0 pachctl get-file -c "$EXP" -r export "$LOCAL/back"
+expect_eq "get-file -r copies the tree" "" "$(diff -r "$LOCAL/tree" "$LOCAL/back")"
+expect_status 0 pachctl --json get-file -r . "$LOCAL/all/nested"
+expect_eq "get-file -r of the root, parents made" "b one" "$(ls "$LOCAL/all/nested/export/a" | paste -sd' ')"
+expect_eq "--json counts what it copied" "$(pachctl list-file -R --json | jq '[.[] | select(.type == "file")] | length')" "$(echo "$OUT" | jq .files)"
+expect_status 2 pachctl get-file -r export "$LOCAL/back"
+expect_contains "refuses a non-empty directory" "not empty" "$ERR"
+expect_status 2 pachctl get-file -r export/a/one "$LOCAL/x1"
+expect_status 3 pachctl get-file -r nothing-here "$LOCAL/x2"
+expect_status 2 pachctl get-file -r export
+expect_status 2 pachctl get-file export/a/one "$LOCAL/x3"
+[ ! -e "$LOCAL/x1" ] && [ ! -e "$LOCAL/x2" ] && ok || fail "refused get-file -r leaves no directory behind"
 finish

@@ -58,6 +58,17 @@ class Client {
                                     const ReadRange& range = {}) = 0;
 
   // Describes one file or directory. Errors: kInvalidArgument, kNotFound.
+  // Copies the directory `path` of `ref` ("." for the root) and everything
+  // below it to the local directory `local_dir`, which must be absent or
+  // empty (it is created, with missing parents). Files get mode 0666 and
+  // directories 0777, less the umask. Everything is on stable storage when
+  // this returns; on an error, what was copied so far stays. Returns the
+  // files and bytes copied. Errors: kNotFound (commit, branch, path, or a
+  // parent of local_dir that cannot be made), kInvalidArgument (path is a
+  // file, local_dir is not an empty directory), kPermissionDenied, kIo.
+  virtual Result<TreeStats> get_dir(const Ref& ref, std::string_view path,
+                                    const std::filesystem::path& local_dir) = 0;
+
   virtual Result<FileInfo> stat_file(const Ref& ref, std::string_view path) = 0;
 
   // Removes a file, or a directory with everything below it, from `branch`.
