@@ -40,11 +40,15 @@
 namespace pfs::detail {
 namespace {
 
-constexpr std::size_t kMinChunk = 512 * 1024;
-constexpr std::size_t kMaxChunk = 4 * 1024 * 1024;
-// After kMinChunk, a cut where the top 20 bits of the rolling hash are 0:
-// chunks of about kMinChunk + 1 MiB.
-constexpr std::uint64_t kCutMask = 0xfffff00000000000ULL;
+// Chunks of 128 KiB to 2 MiB, 640 KiB on average: small enough that a
+// change in a big file stores little more than the bytes changed (a 1 MiB
+// write stores about 1.7 MiB), large enough that a terabyte is 1.6 million
+// objects, not tens of millions.
+constexpr std::size_t kMinChunk = 128 * 1024;
+constexpr std::size_t kMaxChunk = 2 * 1024 * 1024;
+// After kMinChunk, a cut where the top 19 bits of the rolling hash are 0:
+// on average 512 KiB later.
+constexpr std::uint64_t kCutMask = 0xffffe00000000000ULL;
 constexpr const char* kTreeMagic = "pfs-tree 1\n";
 constexpr const char* kChunksMagic = "pfs-chunks 1\n";
 constexpr const char* kRefMagic = "pfs-ref 1 ";
