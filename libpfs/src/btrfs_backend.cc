@@ -40,17 +40,6 @@ constexpr const char* kStaging = ".pfs-staging";
   failf(ErrorCode::kIo, "{}: {} ({})", what, btrfs_util_strerror(err), std::strerror(e));
 }
 
-std::string parent_of(const std::string& path) {
-  auto pos = path.rfind('/');
-  return pos == std::string::npos ? std::string() : path.substr(0, pos);
-}
-std::string base_of(const std::string& path) {
-  auto pos = path.rfind('/');
-  return pos == std::string::npos ? path : path.substr(pos + 1);
-}
-std::string join(const std::string& dir, const std::string& name) {
-  return dir.empty() ? name : dir + "/" + name;
-}
 
 Entry entry_from_stat(const std::string& path, const struct stat& st) {
   Entry e;
@@ -130,7 +119,7 @@ class BtrfsTree final : public TreeReader {
       if (working_ && dir.empty() && name == kStaging) continue;
       auto st = stat_at(fd.get(), name);
       if (!st || !(S_ISDIR(st->st_mode) || S_ISREG(st->st_mode))) continue;
-      out.push_back(entry_from_stat(join(dir, name), *st));
+      out.push_back(entry_from_stat(path_join(dir, name), *st));
     }
     return out;
   }
@@ -215,7 +204,7 @@ class BtrfsStaging final : public Staging {
       if (::fstat(item_.get(), &st) != 0) fail_errno(errno, "stat staged file");
       size = static_cast<std::uint64_t>(st.st_size);
     } else {
-      mkdirs_beneath(item_.get(), parent_of(rel));
+      mkdirs_beneath(item_.get(), path_parent(rel));
       UniqueFd out = open_beneath(item_.get(), rel, O_WRONLY | O_CREAT | O_EXCL, 0644);
       if (!out) fail_errno(errno, "create staged " + rel);
       copy_source(src, out.get());
@@ -253,9 +242,9 @@ class BtrfsWorkTree final : public WorkTree {
 
   void copy_file_from(TreeReader& from, const std::string& path) override {
     auto in = from.open_file(path);
-    mkdirs_beneath(tree_.root(), parent_of(path));
-    UniqueFd parent = open_beneath_dir(parent_of(path));
-    std::string base = base_of(path);
+    mkdirs_beneath(tree_.root(), path_parent(path));
+    UniqueFd parent = open_beneath_dir(path_parent(path));
+    std::string base = path_base(path);
     auto st = stat_at(parent.get(), base);
     if (st && S_ISDIR(st->st_mode))
       remove_tree(parent.get(), base);
@@ -268,8 +257,8 @@ class BtrfsWorkTree final : public WorkTree {
   }
 
   void remove(const std::string& path) override {
-    UniqueFd parent = open_beneath_dir(parent_of(path));
-    if (parent) remove_tree(parent.get(), base_of(path));
+    UniqueFd parent = open_beneath_dir(path_parent(path));
+    if (parent) remove_tree(parent.get(), path_base(path));
   }
 
   UniqueFd open_beneath_dir(const std::string& dir) {
@@ -397,9 +386,9 @@ class BtrfsBackend final : public Backend {
       removed = {1, e->info.size};
     }
     auto& bt = static_cast<BtrfsTree&>(*tree);
-    UniqueFd parent = parent_of(path).empty()
+    UniqueFd parent = path_parent(path).empty()
                           ? UniqueFd(::fcntl(bt.root(), F_DUPFD_CLOEXEC, 0))
-                          : open_beneath(bt.root(), parent_of(path), O_RDONLY | O_DIRECTORY);
+                          : open_beneath(bt.root(), path_parent(path), O_RDONLY | O_DIRECTORY);
     if (!parent) fail_errno(errno, "open parent of " + path);
     if (e->info.type == FileInfo::Type::kDirectory) {
       // Move it out of sight in one step, then delete at leisure.
@@ -407,12 +396,12 @@ class BtrfsBackend final : public Backend {
         fail_errno(errno, "create staging area");
       UniqueFd staging = open_dir(bt.root(), kStaging);
       std::string trash = "trash." + random_hex(8);
-      if (::renameat(parent.get(), base_of(path).c_str(), staging.get(), trash.c_str()) != 0)
+      if (::renameat(parent.get(), path_base(path).c_str(), staging.get(), trash.c_str()) != 0)
         fail_errno(errno, "remove " + path);
       fsync_dir(parent.get());
       remove_tree(staging.get(), trash);
     } else {
-      unlink_if_exists(parent.get(), base_of(path));
+      unlink_if_exists(parent.get(), path_base(path));
       fsync_dir(parent.get());
     }
     return removed;
@@ -487,12 +476,12 @@ class BtrfsBackend final : public Backend {
  private:
   StatsDelta publish_file(int root, BtrfsStaging& s, const std::string& path,
                           const Placement& where) {
-    mkdirs_beneath(root, parent_of(path));
-    UniqueFd parent = parent_of(path).empty()
+    mkdirs_beneath(root, path_parent(path));
+    UniqueFd parent = path_parent(path).empty()
                           ? UniqueFd(::fcntl(root, F_DUPFD_CLOEXEC, 0))
-                          : open_beneath(root, parent_of(path), O_RDONLY | O_DIRECTORY);
+                          : open_beneath(root, path_parent(path), O_RDONLY | O_DIRECTORY);
     if (!parent) fail_errno(errno, "open parent of " + path);
-    std::string base = base_of(path);
+    std::string base = path_base(path);
     auto old = stat_at(parent.get(), base);
     if (old && S_ISDIR(old->st_mode))
       failf(ErrorCode::kInvalidArgument, "\"{}\" is a directory; a file cannot replace it", path);
@@ -546,7 +535,7 @@ class BtrfsBackend final : public Backend {
       auto s = stat_at(src, name);
       auto d = stat_at(dst, name);
       if (!s || !d) continue;
-      std::string p = join(rel, name);
+      std::string p = path_join(rel, name);
       if (S_ISDIR(s->st_mode) != S_ISDIR(d->st_mode))
         failf(ErrorCode::kInvalidArgument,
               "\"{}\" is a {} in the branch but a {} in the upload; "
@@ -582,14 +571,14 @@ class BtrfsBackend final : public Backend {
   StatsDelta publish_dir(int root, BtrfsStaging& s, const std::string& path) {
     StatsDelta d{static_cast<std::int64_t>(s.files_), static_cast<std::int64_t>(s.bytes_)};
     if (!path.empty()) {
-      mkdirs_beneath(root, parent_of(path));
-      UniqueFd parent = parent_of(path).empty()
+      mkdirs_beneath(root, path_parent(path));
+      UniqueFd parent = path_parent(path).empty()
                             ? UniqueFd(::fcntl(root, F_DUPFD_CLOEXEC, 0))
-                            : open_beneath(root, parent_of(path), O_RDONLY | O_DIRECTORY);
+                            : open_beneath(root, path_parent(path), O_RDONLY | O_DIRECTORY);
       if (!parent) fail_errno(errno, "open parent of " + path);
-      auto old = stat_at(parent.get(), base_of(path));
+      auto old = stat_at(parent.get(), path_base(path));
       if (!old) {  // nothing there: the whole staged directory moves in one rename
-        if (::renameat(s.dir_.get(), s.name_.c_str(), parent.get(), base_of(path).c_str()) != 0)
+        if (::renameat(s.dir_.get(), s.name_.c_str(), parent.get(), path_base(path).c_str()) != 0)
           fail_errno(errno, "publish " + path);
         if (::syncfs(parent.get()) != 0) fail_errno(errno, "sync");
         return d;

@@ -27,6 +27,20 @@ bool glob_segment_match(std::string_view pattern, std::string_view name);
 
 std::vector<std::string> split_path(std::string_view path);
 
+// Pieces of a normalised path: "a/b/c" -> parent "a/b", base "c"; a path
+// without '/' has parent "". join("", x) is x.
+inline std::string path_parent(const std::string& p) {
+  auto pos = p.rfind('/');
+  return pos == std::string::npos ? std::string() : p.substr(0, pos);
+}
+inline std::string path_base(const std::string& p) {
+  auto pos = p.rfind('/');
+  return pos == std::string::npos ? p : p.substr(pos + 1);
+}
+inline std::string path_join(const std::string& dir, const std::string& name) {
+  return dir.empty() ? name : dir + "/" + name;
+}
+
 // Checks a branch name: 1-100 of [A-Za-z0-9._-], not starting with '.' or
 // '-', not containing "..". Throws kInvalidArgument.
 void check_branch_name(std::string_view name);

@@ -252,28 +252,6 @@ std::vector<Chunk> parse_chunks(const std::string& hash, std::string_view text) 
   return out;
 }
 
-std::string parent_of(const std::string& path) {
-  auto pos = path.rfind('/');
-  return pos == std::string::npos ? std::string() : path.substr(0, pos);
-}
-std::string base_of(const std::string& path) {
-  auto pos = path.rfind('/');
-  return pos == std::string::npos ? path : path.substr(pos + 1);
-}
-std::string join(const std::string& dir, const std::string& name) {
-  return dir.empty() ? name : dir + "/" + name;
-}
-std::vector<std::string> split(const std::string& path) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start < path.size()) {
-    std::size_t end = path.find('/', start);
-    if (end == std::string::npos) end = path.size();
-    out.push_back(path.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
 
 // ---- objects ----------------------------------------------------------------
 
@@ -553,9 +531,9 @@ class PTree final : public TreeReader {
       if (!root_.dirty) e.identity = "d:" + root_.hash;
       return e;
     }
-    Node* dir = find_dir(parent_of(path));
+    Node* dir = find_dir(path_parent(path));
     if (!dir) return std::nullopt;
-    auto it = dir->entries.find(base_of(path));
+    auto it = dir->entries.find(path_base(path));
     if (it == dir->entries.end()) return std::nullopt;
     return to_entry(*dir, path, it->first, it->second);
   }
@@ -569,7 +547,7 @@ class PTree final : public TreeReader {
     }
     std::vector<Entry> out;
     out.reserve(n->entries.size());
-    for (const auto& [name, e] : n->entries) out.push_back(to_entry(*n, join(dir, name), name, e));
+    for (const auto& [name, e] : n->entries) out.push_back(to_entry(*n, path_join(dir, name), name, e));
     return out;
   }
 
@@ -587,9 +565,9 @@ class PTree final : public TreeReader {
   // ---- entries
   std::optional<PEntry> get(const std::string& path) {
     if (path.empty()) return std::nullopt;
-    Node* dir = find_dir(parent_of(path));
+    Node* dir = find_dir(path_parent(path));
     if (!dir) return std::nullopt;
-    auto it = dir->entries.find(base_of(path));
+    auto it = dir->entries.find(path_base(path));
     if (it == dir->entries.end()) return std::nullopt;
     return it->second;
   }
@@ -597,8 +575,8 @@ class PTree final : public TreeReader {
   // Sets the file at `path`, creating its parent directories. Throws
   // kInvalidArgument when a parent is a file or path is a directory.
   void set_file(const std::string& path, const PEntry& e) {
-    Node* dir = make_dirs(parent_of(path));
-    std::string name = base_of(path);
+    Node* dir = make_dirs(path_parent(path));
+    std::string name = path_base(path);
     auto it = dir->entries.find(name);
     if (it != dir->entries.end() && it->second.is_dir())
       failf(ErrorCode::kInvalidArgument, "\"{}\" is a directory; a file cannot replace it", path);
@@ -608,9 +586,9 @@ class PTree final : public TreeReader {
 
   // Removes a file or directory; returns what it held (0 when absent).
   TreeStats remove(const std::string& path) {
-    Node* dir = find_dir(parent_of(path), true);
+    Node* dir = find_dir(path_parent(path), true);
     if (!dir) return {};
-    std::string name = base_of(path);
+    std::string name = path_base(path);
     auto it = dir->entries.find(name);
     if (it == dir->entries.end()) return {};
     TreeStats removed;
@@ -674,7 +652,7 @@ class PTree final : public TreeReader {
     Node* cur = &root_;
     load(*cur);
     std::vector<Node*> chain{cur};
-    for (const auto& comp : split(dir)) {
+    for (const auto& comp : split_path(dir)) {
       auto kid = cur->kids.find(comp);
       if (kid == cur->kids.end()) {
         auto it = cur->entries.find(comp);
@@ -703,8 +681,8 @@ class PTree final : public TreeReader {
     load(*cur);
     cur->dirty = true;
     std::string sofar;
-    for (const auto& comp : split(dir)) {
-      sofar = join(sofar, comp);
+    for (const auto& comp : split_path(dir)) {
+      sofar = path_join(sofar, comp);
       auto kid = cur->kids.find(comp);
       if (kid == cur->kids.end()) {
         auto it = cur->entries.find(comp);
@@ -930,10 +908,10 @@ class PortableBackend final : public Backend {
       }
       // Check everything first: a refused upload changes nothing.
       for (const auto& [rel, e] : s.items_) {
-        std::string full = join(path, rel);
+        std::string full = path_join(path, rel);
         std::string sofar = path;
-        for (const auto& comp : split(parent_of(rel))) {
-          sofar = join(sofar, comp);
+        for (const auto& comp : split_path(path_parent(rel))) {
+          sofar = path_join(sofar, comp);
           auto have = t.get(sofar);
           if (have && !have->is_dir())
             failf(ErrorCode::kInvalidArgument,
@@ -947,7 +925,7 @@ class PortableBackend final : public Backend {
                 full);
       }
       for (const auto& [rel, e] : s.items_) {
-        std::string full = join(path, rel);
+        std::string full = path_join(path, rel);
         auto old = t.get(full);
         d.files += old ? 0 : 1;
         d.bytes += static_cast<std::int64_t>(e.size) - static_cast<std::int64_t>(old ? old->size : 0);
@@ -1255,7 +1233,7 @@ class PortableBackend final : public Backend {
       return;
     }
     for (const auto& [name, e] : m) {
-      std::string path = join(dir, name);
+      std::string path = path_join(dir, name);
       if (e.is_dir()) {
         check_tree(e.hash, path, what, seen, bad, report);
       } else if (seen.insert(e.hash).second && !missing(e.hash, path) && e.type == 'c') {

@@ -55,14 +55,6 @@ class FileLock {
   UniqueFd fd_;
 };
 
-std::string parent_dir(const std::string& p) {
-  auto pos = p.rfind('/');
-  return pos == std::string::npos ? std::string() : p.substr(0, pos);
-}
-std::string base_name(const std::string& p) {
-  auto pos = p.rfind('/');
-  return pos == std::string::npos ? p : p.substr(pos + 1);
-}
 
 // An empty tree, for diffs and merges against "nothing".
 class EmptyTree final : public TreeReader {
@@ -869,7 +861,7 @@ class LocalStore final : public Client {
     auto existing = work.reader().stat(path);
     bool blocked = existing && existing->info.type == FileInfo::Type::kDirectory;
     std::string blocker = blocked ? path : std::string();
-    for (std::string d = parent_dir(path); !blocked && !d.empty(); d = parent_dir(d)) {
+    for (std::string d = path_parent(path); !blocked && !d.empty(); d = path_parent(d)) {
       auto e = work.reader().stat(d);
       if (e && e->info.type == FileInfo::Type::kFile) {
         blocked = true;
@@ -1047,7 +1039,7 @@ class LocalStore final : public Client {
   void copy_dir_out(TreeReader& tree, const std::string& dir, int outfd, TreeStats& copied,
                     const std::string& local) {
     for (const auto& e : tree.list(dir)) {
-      std::string name = base_name(e.info.path);
+      std::string name = path_base(e.info.path);
       if (e.info.type == FileInfo::Type::kDirectory) {
         if (::mkdirat(outfd, name.c_str(), 0777) != 0)
           fail_errno(errno, "create " + local + "/" + e.info.path);
