@@ -50,6 +50,15 @@ constexpr std::size_t kMaxChunk = 2 * 1024 * 1024;
 // on average 512 KiB later.
 constexpr std::uint64_t kCutMask = 0xffffe00000000000ULL;
 constexpr const char* kTreeMagic = "pfs-tree 1\n";
+constexpr const char* kDirMagic = "pfs-dir 1\n";
+// A directory of more than kLeafMax entries is stored as pages: a change to
+// a few of its entries then stores a few pages, not the whole listing (a
+// directory of 1000 files changed in 10 places stores ~10 small pages and
+// the page index). A page ends after an entry whose name hashes to 0 mod
+// kPageSpread (16 entries on average), so an insertion moves no other
+// page's boundaries; or at kLeafMax entries at the latest.
+constexpr std::size_t kLeafMax = 64;
+constexpr std::uint64_t kPageSpread = 16;
 constexpr const char* kChunksMagic = "pfs-chunks 1\n";
 constexpr const char* kRefMagic = "pfs-ref 1 ";
 
@@ -162,6 +171,16 @@ std::string serialize(const Manifest& m) {
     out += fmt::format("{} {} {} {} {} {}:{}\n", e.type, e.hash, e.size, e.files, e.mtime_ns,
                        name.size(), name);
   return out;
+}
+
+// FNV-1a, 64 bits: where pages end (part of the format).
+std::uint64_t name_hash(std::string_view name) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
 }
 
 [[noreturn]] void corrupt(const std::string& hash, std::string_view why) {
@@ -291,8 +310,34 @@ class Objects {
     return out;
   }
 
-  Manifest manifest(const std::string& hash, std::string_view what) const {
-    return parse_manifest(hash, read(hash, what));
+  // A directory's entries, from its manifest or from the pages its index
+  // names (then listed in *pages, when given).
+  Manifest manifest(const std::string& hash, std::string_view what,
+                    std::vector<std::string>* pages = nullptr) const {
+    std::string text = read(hash, what);
+    std::string_view magic = kDirMagic;
+    if (std::string_view(text).substr(0, magic.size()) != magic)
+      return parse_manifest(hash, text);
+    Manifest all;
+    std::size_t pos = magic.size();
+    while (pos < text.size()) {
+      std::size_t nl = text.find('\n', pos);
+      if (nl == std::string::npos || nl - pos < 66 || text[pos + 64] != ' ')
+        corrupt(hash, "bad page entry");
+      std::string page = text.substr(pos, 64);
+      if (!is_hash(page)) corrupt(hash, "bad page hash");
+      std::string count = text.substr(pos + 65, nl - pos - 65);
+      if (count.empty() || count.size() > 3 || count.find_first_not_of("0123456789") != std::string::npos)
+        corrupt(hash, "bad page size");
+      Manifest m = parse_manifest(page, read(page, what));
+      if (m.size() != std::stoul(count) || m.empty()) corrupt(hash, "a page does not match its index");
+      if (!all.empty() && !(all.rbegin()->first < m.begin()->first))
+        corrupt(hash, "pages out of order");
+      all.insert(std::make_move_iterator(m.begin()), std::make_move_iterator(m.end()));
+      if (pages) pages->push_back(std::move(page));
+      pos = nl + 1;
+    }
+    return all;
   }
   std::vector<Chunk> chunks(const std::string& hash, std::string_view what) const {
     return parse_chunks(hash, read(hash, what));
@@ -301,6 +346,9 @@ class Objects {
  private:
   UniqueFd dir_;
 };
+
+class ObjectWriter;
+std::string write_dir(const Manifest& m, ObjectWriter& w);
 
 // Writes new objects: each to a temporary name in its shard; commit() makes
 // them durable and renames them to their hashes. Until then nobody can see
@@ -386,6 +434,24 @@ class ObjectWriter {
   std::unordered_set<std::string> seen_;
   std::uint64_t bytes_ = 0;
 };
+
+// Stores a directory: one manifest, or pages and their index. Unchanged
+// pages have unchanged hashes, so only changed ones are new objects.
+std::string write_dir(const Manifest& m, ObjectWriter& w) {
+  if (m.size() <= kLeafMax) return w.put(serialize(m));
+  std::string index = kDirMagic;
+  Manifest page;
+  auto flush = [&] {
+    index += fmt::format("{} {}\n", w.put(serialize(page)), page.size());
+    page.clear();
+  };
+  for (const auto& [name, e] : m) {
+    page.emplace_hint(page.end(), name, e);
+    if (name_hash(name) % kPageSpread == 0 || page.size() == kLeafMax) flush();
+  }
+  if (!page.empty()) flush();
+  return w.put(index);
+}
 
 // Cuts a byte stream into chunks and stores them. One per writer: it owns a
 // large read buffer that is reused from file to file.
@@ -724,7 +790,7 @@ class PTree final : public TreeReader {
       total.files += e.files;
       total.bytes += e.size;
     }
-    n.hash = w.put(serialize(n.entries));
+    n.hash = write_dir(n.entries, w);
     n.dirty = false;
     if (&n == &root_) root_mtime_ = now;
     return total;
@@ -1202,7 +1268,10 @@ class PortableBackend final : public Backend {
   void mark(const std::string& hash, std::unordered_set<std::string>& live,
             const std::string& what) {
     if (!live.insert(hash).second) return;
-    for (const auto& [name, e] : objects_.manifest(hash, what)) {
+    std::vector<std::string> pages;
+    Manifest m = objects_.manifest(hash, what, &pages);
+    live.insert(pages.begin(), pages.end());
+    for (const auto& [name, e] : m) {
       if (e.is_dir()) {
         mark(e.hash, live, what);
       } else if (live.insert(e.hash).second && e.type == 'c') {
