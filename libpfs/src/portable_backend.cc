@@ -368,7 +368,9 @@ class ObjectWriter {
     std::string hash = hash_bytes(data);
     if (seen_.count(hash) || objects_.exists(hash)) return hash;
     std::string shard = hash.substr(0, 2);
-    std::string tmp = ".tmp." + random_hex(8);
+    // A random prefix per writer and a counter: unique without a syscall.
+    if (tmp_prefix_.empty()) tmp_prefix_ = ".tmp." + random_hex(8) + ".";
+    std::string tmp = tmp_prefix_ + std::to_string(tmp_count_++);
     UniqueFd fd(::openat(objects_.fd(), (shard + "/" + tmp).c_str(),
                          O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
     if (!fd) fail_errno(errno, "create object in " + shard);
@@ -433,6 +435,8 @@ class ObjectWriter {
   std::vector<Pending> pending_;
   std::unordered_set<std::string> seen_;
   std::uint64_t bytes_ = 0;
+  std::string tmp_prefix_;
+  std::uint64_t tmp_count_ = 0;
 };
 
 // Stores a directory: one manifest, or pages and their index. Unchanged
