@@ -394,6 +394,10 @@ echo "  data: A = $SMALL_FILES files of 4 KiB in $(( SMALL_FILES / SMALL_PER_DIR
   "$( ((small_only)) && echo "B skipped (--small-only)" || echo "B = $BIG_FILES files of $BIG_MB MiB")"
 echo "  reps: first commit A: $REPS, B: $BIG_REPS; 1%-change commits: $ROUNDS rounds (median);" \
   "read A: pfs $PFS_READ_REPS, others $REPS; read B: 1"
+echo "  1% change, A: $(( SMALL_FILES / 100 )) files (a different 1% each round, spread over all directories) get new random content in place;"
+echo "    pfs: put-file -r of a directory holding only those files (hard links), then commit"
+echo "  1% change, B: in each file, ten regions of $(( BIG_MB )) KiB (file size / 1024) at random 4 KiB-aligned offsets, one per tenth of the file, overwritten with random bytes;"
+echo "    pfs: put-file --offset of each changed region, then commit; git: add -A + commit; restic: backup again; cp: copies the changed files"
 echo "  git: default settings$([[ -n $GIT_COMPRESSION ]] && echo ", core.compression $GIT_COMPRESSION"), gc.auto 0; time limit on B: $GIT_TIMEOUT s per command"
 echo
 
