@@ -113,7 +113,10 @@ class Backend {
 
   // ---- writing files (stage without the lock, publish under it)
   // kDir: the staged item is a directory that add() fills; else one file.
-  enum class StageKind { kFile, kDir };
+  // kPart: bytes to append or write at an offset, only ever published with
+  // Placement kAppend or kAt (a backend may keep them apart from its
+  // stored content, since they are merged into a file at publish).
+  enum class StageKind { kFile, kDir, kPart };
   virtual std::unique_ptr<Staging> stage(const std::string& branch, StageKind kind) = 0;
   // How a staged file lands on the file at its path.
   struct Placement {

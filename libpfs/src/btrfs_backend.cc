@@ -178,7 +178,7 @@ class BtrfsStaging final : public Staging {
  public:
   BtrfsStaging(UniqueFd staging_dir, dev_t dev, std::string name, Backend::StageKind kind)
       : dir_(std::move(staging_dir)), dev_(dev), name_(std::move(name)), kind_(kind) {
-    if (kind_ == Backend::StageKind::kFile) {
+    if (kind_ != Backend::StageKind::kDir) {
       item_.reset(::openat(dir_.get(), name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     } else {
       if (::mkdirat(dir_.get(), name_.c_str(), 0755) != 0) fail_errno(errno, "create staging");
@@ -198,7 +198,7 @@ class BtrfsStaging final : public Staging {
 
   std::uint64_t add(const std::string& rel, Source& src) override {
     std::uint64_t size = 0;
-    if (kind_ == Backend::StageKind::kFile) {
+    if (kind_ != Backend::StageKind::kDir) {
       copy_source(src, item_.get());
       struct stat st {};
       if (::fstat(item_.get(), &st) != 0) fail_errno(errno, "stat staged file");
@@ -218,7 +218,7 @@ class BtrfsStaging final : public Staging {
   }
 
   void sync() override {
-    if (kind_ == Backend::StageKind::kFile) {
+    if (kind_ != Backend::StageKind::kDir) {
       if (::fsync(item_.get()) != 0) fail_errno(errno, "fsync staged file");
     } else if (::syncfs(item_.get()) != 0) {
       fail_errno(errno, "sync staged files");
@@ -369,7 +369,7 @@ class BtrfsBackend final : public Backend {
       failf(ErrorCode::kConflict,
             "branch \"{}\" was reverted, merged into or recreated during the upload; upload again",
             branch);
-    StatsDelta d = s.kind_ == StageKind::kFile ? publish_file(root.get(), s, path, where)
+    StatsDelta d = s.kind_ != StageKind::kDir ? publish_file(root.get(), s, path, where)
                                                : publish_dir(root.get(), s, path);
     s.published_ = true;
     return d;

@@ -133,7 +133,7 @@ std::optional<std::string> read_small_file(int dirfd, const std::string& name) {
   return out;
 }
 
-static void write_all(int fd, const char* p, std::size_t n, std::string_view what) {
+void write_all(int fd, const char* p, std::size_t n, std::string_view what) {
   while (n > 0) {
     ssize_t w = ::write(fd, p, n);
     if (w < 0) {

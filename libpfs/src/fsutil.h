@@ -71,6 +71,10 @@ std::optional<std::string> read_small_file(int dirfd, const std::string& name);
 // fsyncs it, renames it over name and fsyncs the directory.
 void write_file_atomic(int dirfd, const std::string& name, std::string_view data);
 
+// write(2) until all of [p, p + n) is written, retrying on EINTR; throws
+// with `what` in the message.
+void write_all(int fd, const char* p, std::size_t n, std::string_view what);
+
 // fsync of a directory (after a rename or unlink in it).
 void fsync_dir(int dirfd);
 

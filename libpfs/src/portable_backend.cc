@@ -849,21 +849,64 @@ class PortableBackend;
 
 class PortableStaging final : public Staging {
  public:
-  PortableStaging(const Objects& objects, UniqueFd lock, Backend::StageKind kind)
-      : lock_(std::move(lock)), kind_(kind), writer_(objects) {}
+  PortableStaging(const Objects& objects, UniqueFd lock, Backend::StageKind kind, int tmp_dir)
+      : lock_(std::move(lock)), kind_(kind), writer_(objects) {
+    if (kind_ == Backend::StageKind::kPart) {
+      // Bytes to be merged into a file: kept in an unnamed file, not stored
+      // as objects (which the merged file would not use: garbage).
+      part_.reset(::openat(tmp_dir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+      if (!part_) {  // a file system without O_TMPFILE: a named file, unlinked at once
+        std::string name = ".part." + random_hex(8);
+        part_.reset(::openat(tmp_dir, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+        if (!part_) fail_errno(errno, "create a temporary file in the store");
+        ::unlinkat(tmp_dir, name.c_str(), 0);
+      }
+    }
+  }
 
   std::uint64_t add(const std::string& rel, Source& src) override {
+    if (part_) {
+      std::uint64_t n = 0;
+      auto read = reader_of(src);
+      std::vector<char> buf(1 << 20);
+      for (;;) {
+        std::size_t got = read(buf.data(), buf.size());
+        if (got == 0) break;
+        write_all(part_.get(), buf.data(), got, "write staged data");
+        n += got;
+      }
+      PEntry e;
+      e.size = n;
+      items_.emplace_back(rel, e);
+      return n;
+    }
     PEntry e = content_.store(writer_, reader_of(src));
     items_.emplace_back(rel, e);
     return e.size;
   }
+  // The part's bytes become objects at publish, and are synced then.
   void sync() override { writer_.commit(); }
+
+  // Stores the part's bytes as a file of their own (an append that creates).
+  PEntry store_part() {
+    std::uint64_t off = 0;
+    return content_.store(writer_, [&](char* p, std::size_t n) -> std::size_t {
+      for (;;) {
+        ssize_t r = ::pread(part_.get(), p, n, static_cast<off_t>(off));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) fail_errno(errno, "read staged data");
+        off += static_cast<std::uint64_t>(r);
+        return static_cast<std::size_t>(r);
+      }
+    });
+  }
 
   UniqueFd lock_;  // held until published or dropped: gc must not take our objects
   Backend::StageKind kind_;
   ObjectWriter writer_;
   ContentWriter content_;
   std::vector<std::pair<std::string, PEntry>> items_;
+  UniqueFd part_;  // kPart: the bytes
 };
 
 class PortableWorkTree final : public WorkTree {
@@ -942,7 +985,8 @@ class PortableBackend final : public Backend {
     if (!has_branch_tree(branch))
       failf(ErrorCode::kNotFound,
             "branch \"{}\" not found (list branches with: pachctl list-branch)", branch);
-    return std::make_unique<PortableStaging>(objects_, gc_lock(top_.get(), false), kind);
+    return std::make_unique<PortableStaging>(objects_, gc_lock(top_.get(), false), kind,
+                                             top_.get());
   }
 
   StatsDelta publish(const std::string& branch, Staging& staging, const std::string& path,
@@ -953,7 +997,7 @@ class PortableBackend final : public Backend {
     PTree t(objects_, r->root, fmt::format("branch \"{}\"", branch));
     ObjectWriter w(objects_);
     StatsDelta d;
-    if (s.kind_ == StageKind::kFile) {
+    if (s.kind_ != StageKind::kDir) {
       PEntry e = s.items_.at(0).second;
       auto old = t.get(path);
       if (old && old->is_dir())
@@ -964,7 +1008,10 @@ class PortableBackend final : public Backend {
               path, where.offset, old ? old->size : 0);
       if (where.mode != Placement::Mode::kReplace && old) {
         std::uint64_t at = where.mode == Placement::Mode::kAt ? where.offset : old->size;
-        e = spliced(*old, at, e, w, s.content_, path);
+        e = spliced(*old, at, s.part_.get(), e.size, w, s.content_, path);
+      } else if (s.part_) {
+        e = s.store_part();  // an append that creates the file
+        s.writer_.commit();
       }
       t.set_file(path, e);
       d.files = old ? 0 : 1;
@@ -1181,8 +1228,8 @@ class PortableBackend final : public Backend {
   // the written bytes, and keeps the old chunks around that: the result is
   // chunked exactly as a fresh upload of the whole new file would be (so it
   // has the same hash and shares its chunks), at the cost of what changed.
-  PEntry spliced(const PEntry& old, std::uint64_t offset, const PEntry& add, ObjectWriter& w,
-                 ContentWriter& content, const std::string& path) {
+  PEntry spliced(const PEntry& old, std::uint64_t offset, int add_fd, std::uint64_t add_size,
+                 ObjectWriter& w, ContentWriter& content, const std::string& path) {
     std::string what = fmt::format("\"{}\"", path);
     auto chunks_of = [&](const PEntry& e) {
       return e.type == 'c' ? objects_.chunks(e.hash, what) : std::vector<Chunk>{{e.hash, e.size}};
@@ -1198,15 +1245,15 @@ class PortableBackend final : public Backend {
     std::size_t first = static_cast<std::size_t>(
         std::upper_bound(starts.begin(), starts.end(), offset) - starts.begin() - 1);
     std::uint64_t from = starts[first];
-    std::uint64_t end = offset + add.size;  // behind the written bytes, old bytes again
+    std::uint64_t end = offset + add_size;  // behind the written bytes, old bytes again
     // The byte stream to re-chunk: old [from, offset), add, old [end, size).
     struct Segment {
-      std::string hash;
+      std::string hash;  // an object, or (empty) add_fd
       std::uint64_t off, len;
     };
     std::vector<Segment> segs;
     if (offset > from) segs.push_back({oc[first].hash, 0, offset - from});
-    for (const auto& c : chunks_of(add)) segs.push_back({c.hash, 0, c.size});
+    segs.push_back({"", 0, add_size});
     for (std::size_t k = first; k < oc.size(); k++) {
       std::uint64_t s0 = starts[k], s1 = starts[k] + oc[k].size;
       if (s1 <= end) continue;
@@ -1225,9 +1272,10 @@ class PortableBackend final : public Backend {
           fd.reset();
           continue;
         }
-        if (!fd) fd = objects_.open(g.hash, what);
+        if (!fd && !g.hash.empty()) fd = objects_.open(g.hash, what);
+        int from_fd = g.hash.empty() ? add_fd : fd.get();
         std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(n, g.len - in_seg));
-        ssize_t r = ::pread(fd.get(), p, want, static_cast<off_t>(g.off + in_seg));
+        ssize_t r = ::pread(from_fd, p, want, static_cast<off_t>(g.off + in_seg));
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) fail_errno(errno, "read " + what);
         if (r == 0) failf(ErrorCode::kCorruption, "an object of {} is short; run pachctl fsck", what);

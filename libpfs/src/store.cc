@@ -226,7 +226,9 @@ class LocalStore final : public Client {
         // Checked again under the lock; this is to fail before the upload.
         check_offset(*backend_->open_branch(b), b, p, where.offset);
       }
-      auto staged = backend_->stage(b, Backend::StageKind::kFile);
+      auto staged = backend_->stage(b, where.mode == Backend::Placement::Mode::kReplace
+                                           ? Backend::StageKind::kFile
+                                           : Backend::StageKind::kPart);
       staged->add("", src);
       staged->sync();
       publish(b, *staged, p, where);
