@@ -1006,6 +1006,8 @@ class PortableBackend final : public Backend {
       if (where.mode == Placement::Mode::kAt && (!old || where.offset > old->size))
         failf(ErrorCode::kInvalidArgument, "cannot write \"{}\" at offset {}: it has {} bytes",
               path, where.offset, old ? old->size : 0);
+      if ((where.mode != Placement::Mode::kReplace) != (s.kind_ == StageKind::kPart))
+        fail(ErrorCode::kInternal, "append and write-at need bytes staged as kPart");
       if (where.mode != Placement::Mode::kReplace && old) {
         std::uint64_t at = where.mode == Placement::Mode::kAt ? where.offset : old->size;
         e = spliced(*old, at, s.part_.get(), e.size, w, s.content_, path);
