@@ -40,15 +40,15 @@
 namespace pfs::detail {
 namespace {
 
-// Chunks of 128 KiB to 2 MiB, 640 KiB on average: small enough that a
-// change in a big file stores little more than the bytes changed (a 1 MiB
-// write stores about 1.7 MiB), large enough that a terabyte is 1.6 million
-// objects, not tens of millions.
-constexpr std::size_t kMinChunk = 128 * 1024;
+// Chunks of 64 KiB to 2 MiB, 320 KiB on average. A write of L bytes inside
+// a big file stores about L + 0.5 MiB (the chunks it touches, re-cut): small
+// enough that ten 1%-changes of a file cost ~1.15x its size; large enough
+// that a terabyte is 3.3 million objects, not tens of millions.
+constexpr std::size_t kMinChunk = 64 * 1024;
 constexpr std::size_t kMaxChunk = 2 * 1024 * 1024;
-// After kMinChunk, a cut where the top 19 bits of the rolling hash are 0:
-// on average 512 KiB later.
-constexpr std::uint64_t kCutMask = 0xffffe00000000000ULL;
+// After kMinChunk, a cut where the top 18 bits of the rolling hash are 0:
+// on average 256 KiB later.
+constexpr std::uint64_t kCutMask = 0xffffc00000000000ULL;
 constexpr const char* kTreeMagic = "pfs-tree 1\n";
 constexpr const char* kDirMagic = "pfs-dir 1\n";
 // A directory of more than kLeafMax entries is stored as pages: a change to
