@@ -320,6 +320,7 @@ class Objects {
       return parse_manifest(hash, text);
     Manifest all;
     std::size_t pos = magic.size();
+    prefetch_pages(text.substr(pos));
     while (pos < text.size()) {
       std::size_t nl = text.find('\n', pos);
       if (nl == std::string::npos || nl - pos < 66 || text[pos + 64] != ' ')
@@ -339,6 +340,21 @@ class Objects {
     }
     return all;
   }
+  // Asks the kernel to start reading every page an index names, so that on
+  // a cold cache they arrive in parallel rather than one seek at a time.
+  void prefetch_pages(std::string_view lines) const {
+    std::size_t pos = 0;
+    while (pos + 64 <= lines.size()) {
+      std::string page(lines.substr(pos, 64));
+      if (!is_hash(page)) return;  // the parser reports it
+      UniqueFd fd(::openat(dir_.get(), object_path(page).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+      if (fd) ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_WILLNEED);
+      std::size_t nl = lines.find('\n', pos);
+      if (nl == std::string_view::npos) return;
+      pos = nl + 1;
+    }
+  }
+
   std::vector<Chunk> chunks(const std::string& hash, std::string_view what) const {
     return parse_chunks(hash, read(hash, what));
   }
