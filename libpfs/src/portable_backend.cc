@@ -363,9 +363,6 @@ class Objects {
   UniqueFd dir_;
 };
 
-class ObjectWriter;
-std::string write_dir(const Manifest& m, ObjectWriter& w);
-
 // Writes new objects: each to a temporary name in its shard; commit() makes
 // them durable and renames them to their hashes. Until then nobody can see
 // them, and a crash leaves only temporary files (gc removes them).
@@ -403,7 +400,6 @@ class ObjectWriter {
       p += n;
       left -= static_cast<std::size_t>(n);
     }
-    bytes_ += data.size();
     return hash;
   }
 
@@ -441,8 +437,6 @@ class ObjectWriter {
     seen_.clear();
   }
 
-  std::uint64_t bytes_written() const { return bytes_; }
-
  private:
   struct Pending {
     std::string hash, tmp;
@@ -450,7 +444,6 @@ class ObjectWriter {
   const Objects& objects_;
   std::vector<Pending> pending_;
   std::unordered_set<std::string> seen_;
-  std::uint64_t bytes_ = 0;
   std::string tmp_prefix_;
   std::uint64_t tmp_count_ = 0;
 };
@@ -860,8 +853,6 @@ UniqueFd gc_lock(int top, bool exclusive) {
   flock_fd(fd.get(), exclusive);
   return fd;
 }
-
-class PortableBackend;
 
 class PortableStaging final : public Staging {
  public:
