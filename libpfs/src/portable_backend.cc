@@ -50,13 +50,15 @@ constexpr std::size_t kMaxChunk = 2 * 1024 * 1024;
 // on average 256 KiB later.
 constexpr std::uint64_t kCutMask = 0xffffc00000000000ULL;
 constexpr const char* kTreeMagic = "pfs-tree 1\n";
-constexpr const char* kDirMagic = "pfs-dir 1\n";
+constexpr const char* kDirMagic = "pfs-dir 2\n";
 // A directory of more than kLeafMax entries is stored as pages: a change to
 // a few of its entries then stores a few pages, not the whole listing (a
 // directory of 1000 files changed in 10 places stores ~10 small pages and
 // the page index). A page ends after an entry whose name hashes to 0 mod
 // kPageSpread (16 entries on average), so an insertion moves no other
-// page's boundaries; or at kLeafMax entries at the latest.
+// page's boundaries; or at kLeafMax entries at the latest. The index names
+// each page's first entry and totals, so a change reads only the pages it
+// touches.
 constexpr std::size_t kLeafMax = 64;
 constexpr std::uint64_t kPageSpread = 16;
 constexpr const char* kChunksMagic = "pfs-chunks 1\n";
@@ -235,6 +237,77 @@ Manifest parse_manifest(const std::string& hash, std::string_view text) {
   return m;
 }
 
+// One page of a paged directory, as its index describes it.
+struct PageRef {
+  std::string hash;
+  std::string first;          // the page's first name
+  std::uint64_t count = 0;    // entries
+  std::uint64_t files = 0;    // the sums of the entries' figures
+  std::uint64_t bytes = 0;
+};
+
+PageRef page_ref(std::string hash, const Manifest& m) {
+  PageRef r;
+  r.hash = std::move(hash);
+  r.first = m.begin()->first;
+  r.count = m.size();
+  for (const auto& [name, e] : m) {
+    r.files += e.files;
+    r.bytes += e.size;
+  }
+  return r;
+}
+
+std::string index_line(const PageRef& r) {
+  return fmt::format("{} {} {} {} {}:{}\n", r.hash, r.count, r.files, r.bytes, r.first.size(),
+                     r.first);
+}
+
+// Where a page ends (part of the format).
+bool ends_page(const std::string& name, std::size_t entries) {
+  return name_hash(name) % kPageSpread == 0 || entries == kLeafMax;
+}
+
+// Parses a directory index (the text after its magic line).
+std::vector<PageRef> parse_index(const std::string& hash, std::string_view text) {
+  std::vector<PageRef> out;
+  std::size_t pos = 0;
+  auto field = [&](char end) {
+    std::size_t e = text.find(end, pos);
+    if (e == std::string_view::npos) corrupt(hash, "truncated page entry");
+    std::string_view f = text.substr(pos, e - pos);
+    pos = e + 1;
+    return f;
+  };
+  auto number = [&](std::string_view f) -> std::uint64_t {
+    if (f.empty() || f.size() > 20) corrupt(hash, "bad number in page entry");
+    std::uint64_t v = 0;
+    for (char c : f) {
+      if (c < '0' || c > '9') corrupt(hash, "bad number in page entry");
+      v = v * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return v;
+  };
+  while (pos < text.size()) {
+    PageRef r;
+    r.hash = std::string(field(' '));
+    if (!is_hash(r.hash)) corrupt(hash, "bad page hash");
+    r.count = number(field(' '));
+    if (r.count == 0 || r.count > kLeafMax) corrupt(hash, "bad page size");
+    r.files = number(field(' '));
+    r.bytes = number(field(' '));
+    std::uint64_t len = number(field(':'));
+    if (len == 0 || len > 255 || pos + len >= text.size() || text[pos + len] != '\n')
+      corrupt(hash, "bad page name");
+    r.first = std::string(text.substr(pos, len));
+    pos += len + 1;
+    if (!out.empty() && !(out.back().first < r.first)) corrupt(hash, "pages out of order");
+    out.push_back(std::move(r));
+  }
+  if (out.size() < 2) corrupt(hash, "an index of fewer than two pages");
+  return out;
+}
+
 struct Chunk {
   std::string hash;
   std::uint64_t size = 0;
@@ -310,48 +383,61 @@ class Objects {
     return out;
   }
 
-  // A directory's entries, from its manifest or from the pages its index
-  // names (then listed in *pages, when given).
-  Manifest manifest(const std::string& hash, std::string_view what,
-                    std::vector<std::string>* pages = nullptr) const {
+  // A directory object: a manifest (its entries) or an index (its pages).
+  struct Dir {
+    Manifest entries;
+    std::vector<PageRef> pages;  // empty for a manifest
+  };
+  Dir dir(const std::string& hash, std::string_view what) const {
     std::string text = read(hash, what);
     std::string_view magic = kDirMagic;
+    Dir d;
     if (std::string_view(text).substr(0, magic.size()) != magic)
-      return parse_manifest(hash, text);
+      d.entries = parse_manifest(hash, text);
+    else
+      d.pages = parse_index(hash, std::string_view(text).substr(magic.size()));
+    return d;
+  }
+
+  // Page i of index `index`, checked against what the index says of it.
+  Manifest page(const std::string& index, const std::vector<PageRef>& pages, std::size_t i,
+                std::string_view what) const {
+    const PageRef& r = pages[i];
+    Manifest m = parse_manifest(r.hash, read(r.hash, what));
+    if (m.empty()) corrupt(index, "an empty page");
+    PageRef got = page_ref(r.hash, m);
+    if (got.first != r.first || got.count != r.count || got.files != r.files || got.bytes != r.bytes)
+      corrupt(index, "a page does not match its index");
+    if (i + 1 < pages.size() && !(m.rbegin()->first < pages[i + 1].first))
+      corrupt(index, "pages overlap");
+    return m;
+  }
+
+  // A directory's entries, from its manifest or from all its pages (then
+  // listed in *pages, when given).
+  Manifest manifest(const std::string& hash, std::string_view what,
+                    std::vector<std::string>* pages = nullptr) const {
+    Dir d = dir(hash, what);
+    if (d.pages.empty()) return std::move(d.entries);
+    prefetch(d.pages, {});
     Manifest all;
-    std::size_t pos = magic.size();
-    prefetch_pages(text.substr(pos));
-    while (pos < text.size()) {
-      std::size_t nl = text.find('\n', pos);
-      if (nl == std::string::npos || nl - pos < 66 || text[pos + 64] != ' ')
-        corrupt(hash, "bad page entry");
-      std::string page = text.substr(pos, 64);
-      if (!is_hash(page)) corrupt(hash, "bad page hash");
-      std::string count = text.substr(pos + 65, nl - pos - 65);
-      if (count.empty() || count.size() > 3 || count.find_first_not_of("0123456789") != std::string::npos)
-        corrupt(hash, "bad page size");
-      Manifest m = parse_manifest(page, read(page, what));
-      if (m.size() != std::stoul(count) || m.empty()) corrupt(hash, "a page does not match its index");
-      if (!all.empty() && !(all.rbegin()->first < m.begin()->first))
-        corrupt(hash, "pages out of order");
+    for (std::size_t i = 0; i < d.pages.size(); i++) {
+      Manifest m = page(hash, d.pages, i, what);
       all.insert(std::make_move_iterator(m.begin()), std::make_move_iterator(m.end()));
-      if (pages) pages->push_back(std::move(page));
-      pos = nl + 1;
+      if (pages) pages->push_back(d.pages[i].hash);
     }
     return all;
   }
-  // Asks the kernel to start reading every page an index names, so that on
-  // a cold cache they arrive in parallel rather than one seek at a time.
-  void prefetch_pages(std::string_view lines) const {
-    std::size_t pos = 0;
-    while (pos + 64 <= lines.size()) {
-      std::string page(lines.substr(pos, 64));
-      if (!is_hash(page)) return;  // the parser reports it
-      UniqueFd fd(::openat(dir_.get(), object_path(page).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+
+  // Asks the kernel to start reading the pages (those not `skip`ped), so
+  // that on a cold cache they arrive in parallel rather than one seek at a
+  // time.
+  void prefetch(const std::vector<PageRef>& pages, const std::vector<bool>& skip) const {
+    for (std::size_t i = 0; i < pages.size(); i++) {
+      if (i < skip.size() && skip[i]) continue;
+      UniqueFd fd(::openat(dir_.get(), object_path(pages[i].hash).c_str(),
+                           O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
       if (fd) ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_WILLNEED);
-      std::size_t nl = lines.find('\n', pos);
-      if (nl == std::string_view::npos) return;
-      pos = nl + 1;
     }
   }
 
@@ -448,22 +534,34 @@ class ObjectWriter {
   std::uint64_t tmp_count_ = 0;
 };
 
+// Cuts all of a directory's entries into pages; put(text) stores one and
+// returns its hash.
+template <class Put>
+std::vector<PageRef> paginate(const Manifest& m, Put put) {
+  std::vector<PageRef> out;
+  Manifest page;
+  for (const auto& [name, e] : m) {
+    page.emplace_hint(page.end(), name, e);
+    if (ends_page(name, page.size())) {
+      out.push_back(page_ref(put(serialize(page)), page));
+      page.clear();
+    }
+  }
+  if (!page.empty()) out.push_back(page_ref(put(serialize(page)), page));
+  return out;
+}
+
+std::string index_text(const std::vector<PageRef>& pages) {
+  std::string text = kDirMagic;
+  for (const auto& r : pages) text += index_line(r);
+  return text;
+}
+
 // Stores a directory: one manifest, or pages and their index. Unchanged
 // pages have unchanged hashes, so only changed ones are new objects.
 std::string write_dir(const Manifest& m, ObjectWriter& w) {
   if (m.size() <= kLeafMax) return w.put(serialize(m));
-  std::string index = kDirMagic;
-  Manifest page;
-  auto flush = [&] {
-    index += fmt::format("{} {}\n", w.put(serialize(page)), page.size());
-    page.clear();
-  };
-  for (const auto& [name, e] : m) {
-    page.emplace_hint(page.end(), name, e);
-    if (name_hash(name) % kPageSpread == 0 || page.size() == kLeafMax) flush();
-  }
-  if (!page.empty()) flush();
-  return w.put(index);
+  return w.put(index_text(paginate(m, [&](const std::string& text) { return w.put(text); })));
 }
 
 // Cuts a byte stream into chunks and stores them. One per writer: it owns a
@@ -612,9 +710,10 @@ class PTree final : public TreeReader {
     }
     Node* dir = find_dir(path_parent(path));
     if (!dir) return std::nullopt;
-    auto it = dir->entries.find(path_base(path));
-    if (it == dir->entries.end()) return std::nullopt;
-    return to_entry(*dir, path, it->first, it->second);
+    std::string name = path_base(path);
+    const PEntry* e = lookup(*dir, name);
+    if (!e) return std::nullopt;
+    return to_entry(*dir, path, name, *e);
   }
 
   std::vector<Entry> list(const std::string& dir) override {
@@ -624,6 +723,7 @@ class PTree final : public TreeReader {
         failf(ErrorCode::kInvalidArgument, "\"{}\" in {} is a file, not a directory", dir, what_);
       failf(ErrorCode::kNotFound, "\"{}\" not found in {}", dir, what_);
     }
+    load_all(*n);
     std::vector<Entry> out;
     out.reserve(n->entries.size());
     for (const auto& [name, e] : n->entries) out.push_back(to_entry(*n, path_join(dir, name), name, e));
@@ -646,9 +746,9 @@ class PTree final : public TreeReader {
     if (path.empty()) return std::nullopt;
     Node* dir = find_dir(path_parent(path));
     if (!dir) return std::nullopt;
-    auto it = dir->entries.find(path_base(path));
-    if (it == dir->entries.end()) return std::nullopt;
-    return it->second;
+    const PEntry* e = lookup(*dir, path_base(path));
+    if (!e) return std::nullopt;
+    return *e;
   }
 
   // Sets the file at `path`, creating its parent directories. Throws
@@ -656,6 +756,7 @@ class PTree final : public TreeReader {
   void set_file(const std::string& path, const PEntry& e) {
     Node* dir = make_dirs(path_parent(path));
     std::string name = path_base(path);
+    touch(*dir, name);
     auto it = dir->entries.find(name);
     if (it != dir->entries.end() && it->second.is_dir())
       failf(ErrorCode::kInvalidArgument, "\"{}\" is a directory; a file cannot replace it", path);
@@ -668,6 +769,7 @@ class PTree final : public TreeReader {
     Node* dir = find_dir(path_parent(path), true);
     if (!dir) return {};
     std::string name = path_base(path);
+    touch(*dir, name);
     auto it = dir->entries.find(name);
     if (it == dir->entries.end()) return {};
     TreeStats removed;
@@ -692,18 +794,77 @@ class PTree final : public TreeReader {
   void set_root_mtime(std::int64_t t) { root_mtime_ = t; }
 
  private:
+  // A page of a paged directory: its entries are read when first needed.
+  struct Page {
+    PageRef ref;
+    bool loaded = false;
+    bool dirty = false;  // an entry in its range changed
+  };
   struct Node {
     std::string hash;
-    bool loaded = false;
+    bool loaded = false;  // its object is read
     bool dirty = false;
+    // The entries read so far: all of them for a manifest, those of the
+    // loaded pages for a paged directory. Page i holds the names from
+    // pages[i].ref.first (from the start, for page 0) to pages[i+1].ref.first.
     Manifest entries;
+    std::vector<Page> pages;
     std::map<std::string, std::unique_ptr<Node>> kids;
   };
 
   void load(Node& n) {
     if (n.loaded) return;
-    n.entries = objects_.manifest(n.hash, what_);
+    auto d = objects_.dir(n.hash, what_);
+    n.entries = std::move(d.entries);
+    n.pages.clear();
+    for (auto& r : d.pages) n.pages.push_back({std::move(r), false, false});
     n.loaded = true;
+  }
+
+  // The page whose range holds `name`.
+  static std::size_t page_of(const Node& n, const std::string& name) {
+    auto it = std::upper_bound(n.pages.begin(), n.pages.end(), name,
+                               [](const std::string& a, const Page& p) { return a < p.ref.first; });
+    return it == n.pages.begin() ? 0 : static_cast<std::size_t>(it - n.pages.begin()) - 1;
+  }
+
+  void load_page(Node& n, std::size_t i) {
+    if (n.pages[i].loaded) return;
+    std::vector<PageRef> refs;
+    refs.reserve(n.pages.size());
+    for (const auto& p : n.pages) refs.push_back(p.ref);  // for the checks
+    Manifest m = objects_.page(n.hash, refs, i, what_);
+    n.entries.insert(std::make_move_iterator(m.begin()), std::make_move_iterator(m.end()));
+    n.pages[i].loaded = true;
+  }
+
+  void load_all(Node& n) {
+    std::vector<bool> skip;
+    bool any = false;
+    for (const auto& p : n.pages) {
+      skip.push_back(p.loaded);
+      any = any || !p.loaded;
+    }
+    if (!any) return;
+    std::vector<PageRef> refs;
+    for (const auto& p : n.pages) refs.push_back(p.ref);
+    objects_.prefetch(refs, skip);
+    for (std::size_t i = 0; i < n.pages.size(); i++) load_page(n, i);
+  }
+
+  // The entry `name` of directory n, or nullptr; reads its page if needed.
+  const PEntry* lookup(Node& n, const std::string& name) {
+    if (!n.pages.empty()) load_page(n, page_of(n, name));
+    auto it = n.entries.find(name);
+    return it == n.entries.end() ? nullptr : &it->second;
+  }
+
+  // Makes n.entries hold what there is of `name`, to be changed.
+  void touch(Node& n, const std::string& name) {
+    if (n.pages.empty()) return;
+    std::size_t i = page_of(n, name);
+    load_page(n, i);
+    n.pages[i].dirty = true;
   }
 
   Entry to_entry(Node& parent, const std::string& path, const std::string& name, const PEntry& e) {
@@ -734,10 +895,10 @@ class PTree final : public TreeReader {
     for (const auto& comp : split_path(dir)) {
       auto kid = cur->kids.find(comp);
       if (kid == cur->kids.end()) {
-        auto it = cur->entries.find(comp);
-        if (it == cur->entries.end() || !it->second.is_dir()) return nullptr;
+        const PEntry* e = lookup(*cur, comp);
+        if (!e || !e->is_dir()) return nullptr;
         auto n = std::make_unique<Node>();
-        n->hash = it->second.hash;
+        n->hash = e->hash;
         kid = cur->kids.emplace(comp, std::move(n)).first;
       }
       cur = kid->second.get();
@@ -764,6 +925,7 @@ class PTree final : public TreeReader {
       sofar = path_join(sofar, comp);
       auto kid = cur->kids.find(comp);
       if (kid == cur->kids.end()) {
+        touch(*cur, comp);
         auto it = cur->entries.find(comp);
         auto n = std::make_unique<Node>();
         if (it == cur->entries.end()) {
@@ -791,6 +953,7 @@ class PTree final : public TreeReader {
     for (auto& [name, kid] : n.kids) {
       if (!kid->dirty) continue;
       TreeStats s = write_node(*kid, w, now);
+      touch(n, name);
       PEntry& e = n.entries[name];
       e.type = 'd';
       e.hash = kid->hash;
@@ -799,14 +962,79 @@ class PTree final : public TreeReader {
       e.mtime_ns = now;
     }
     TreeStats total;
+    std::size_t count = n.entries.size();
     for (const auto& [name, e] : n.entries) {
       total.files += e.files;
       total.bytes += e.size;
     }
-    n.hash = write_dir(n.entries, w);
+    for (const auto& p : n.pages) {
+      if (p.loaded) continue;
+      total.files += p.ref.files;
+      total.bytes += p.ref.bytes;
+      count += p.ref.count;
+    }
+    if (n.pages.empty() || count <= kLeafMax) {
+      load_all(n);
+      n.pages.clear();
+      n.hash = write_dir(n.entries, w);
+    } else {
+      n.hash = write_pages(n, w);
+    }
     n.dirty = false;
     if (&n == &root_) root_mtime_ = now;
     return total;
+  }
+
+  // Stores a paged directory whose changes are confined to its dirty pages,
+  // and its new index; reads and rewrites only those pages (and a following
+  // one where an edit moved a page's end). The result is the same as
+  // paginating the whole directory: boundaries depend only on the entries
+  // since the last boundary, so re-cutting starts at a dirty page's start
+  // and stops at the first new boundary that is also an old one.
+  std::string write_pages(Node& n, ObjectWriter& w) {
+    std::vector<Page> out;
+    Manifest cur;
+    auto flush = [&] {
+      out.push_back({page_ref(w.put(serialize(cur)), cur), true, false});
+      cur.clear();
+    };
+    const std::size_t k = n.pages.size();
+    std::size_t i = 0;
+    while (i < k) {
+      if (!n.pages[i].dirty) {
+        out.push_back(n.pages[i]);
+        i++;
+        continue;
+      }
+      std::size_t j = i;  // the old page whose range `it` is in
+      auto it = i == 0 ? n.entries.begin() : n.entries.lower_bound(n.pages[i].ref.first);
+      for (;;) {
+        const std::string* end = j + 1 < k ? &n.pages[j + 1].ref.first : nullptr;
+        if (it != n.entries.end() && (!end || it->first < *end)) {
+          cur.emplace_hint(cur.end(), it->first, it->second);
+          if (ends_page(it->first, cur.size())) flush();
+          ++it;
+          continue;
+        }
+        // The end of old page j's range.
+        if (cur.empty()) {  // a boundary, old and new: the rest is as it was
+          i = j + 1;
+          break;
+        }
+        if (!end) {  // the end of the directory
+          flush();
+          i = k;
+          break;
+        }
+        j++;  // the page runs on into the next old page's range
+        load_page(n, j);
+        it = n.entries.lower_bound(n.pages[j].ref.first);
+      }
+    }
+    n.pages = std::move(out);
+    std::vector<PageRef> refs;
+    for (const auto& p : n.pages) refs.push_back(p.ref);
+    return w.put(index_text(refs));
   }
 
   const Objects& objects_;
@@ -1356,12 +1584,22 @@ class PortableBackend final : public Backend {
     };
     if (missing(hash, dir)) return;
     Manifest m;
+    std::vector<std::string> pages;
     try {
-      m = objects_.manifest(hash, what);
+      m = objects_.manifest(hash, what, &pages);
     } catch (const Fail& f) {
       report.problems.push_back(fmt::format("{}: {}", what, f.error.message));
       return;
     }
+    // Equal directories must have equal hashes (diff and dedup rely on it):
+    // a directory is paged exactly when it is large, at the canonical ends.
+    std::vector<std::string> canonical;
+    if (m.size() > kLeafMax)
+      for (const auto& r : paginate(m, [](const std::string& text) { return hash_bytes(text); }))
+        canonical.push_back(r.hash);
+    if (pages != canonical)
+      report.problems.push_back(fmt::format("{}: directory \"{}\" (object {}) is not stored in its "
+                                            "canonical form", what, dir.empty() ? "/" : dir, hash));
     for (const auto& [name, e] : m) {
       std::string path = path_join(dir, name);
       if (e.is_dir()) {
