@@ -55,6 +55,7 @@ void setup_store_commands(CLI::App& app, Context& ctx);
 void setup_file_commands(CLI::App& app, Context& ctx);
 void setup_commit_commands(CLI::App& app, Context& ctx);
 void setup_branch_commands(CLI::App& app, Context& ctx);
+void setup_serve_command(CLI::App& app, Context& ctx);
 
 // The help footer of a command: examples and its exit statuses, as in its
 // man page (tests/cli/docs_test.sh checks they agree).

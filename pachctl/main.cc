@@ -160,6 +160,7 @@ int main(int argc, char** argv) {
   setup_file_commands(app, ctx);
   setup_commit_commands(app, ctx);
   setup_branch_commands(app, ctx);
+  setup_serve_command(app, ctx);
 
   auto* help = app.add_subcommand("help", "Show the help of pachctl or of one command");
   std::string topic;

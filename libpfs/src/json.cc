@@ -156,4 +156,53 @@ void to_json(json& j, const Error& v) {
   j = json{{"error", v.message}, {"code", code_name(v.code)}};
 }
 
+// ---- the reverse forms, for the HTTP client (pfs/remote.h)
+
+void from_json(const json& j, TreeStats& v) {
+  v.files = j.at("files").get<std::uint64_t>();
+  v.bytes = j.at("bytes").get<std::uint64_t>();
+}
+
+void from_json(const json& j, MergeResult& v) {
+  v.up_to_date = j.at("up_to_date").get<bool>();
+  if (j.contains("commit") && !j.at("commit").is_null()) v.commit = j.at("commit").get<CommitInfo>();
+  v.base = opt_string(j, "base");
+  v.applied = j.at("applied").get<std::vector<DiffEntry>>();
+  v.conflicts = j.at("conflicts").get<std::vector<std::string>>();
+}
+
+void from_json(const json& j, FsckReport& v) {
+  v.commits_checked = j.at("commits_checked").get<std::uint64_t>();
+  v.branches_checked = j.at("branches_checked").get<std::uint64_t>();
+  v.problems = j.at("problems").get<std::vector<std::string>>();
+  v.leftovers = j.at("leftovers").get<std::vector<std::string>>();
+  v.repaired = j.at("repaired").get<std::vector<std::string>>();
+}
+
+void from_json(const json& j, GcReport& v) {
+  v.objects_removed = j.at("objects_removed").get<std::uint64_t>();
+  v.bytes_removed = j.at("bytes_removed").get<std::uint64_t>();
+  v.objects_kept = j.at("objects_kept").get<std::uint64_t>();
+  v.bytes_kept = j.at("bytes_kept").get<std::uint64_t>();
+}
+
+void from_json(const json& j, StoreInfo& v) {
+  v.path = j.at("path").get<std::string>();
+  v.backend = j.at("backend").get<std::string>();
+  v.format = j.at("format").get<int>();
+  v.commits = j.at("commits").get<std::uint64_t>();
+  v.branches = j.at("branches").get<std::uint64_t>();
+}
+
+void from_json(const json& j, PutDirResult& v) {
+  v.files = j.at("files").get<std::uint64_t>();
+  v.bytes = j.at("bytes").get<std::uint64_t>();
+  v.skipped = j.value("skipped", std::vector<std::string>{});
+}
+
+void from_json(const json& j, Error& v) {
+  v.message = j.at("error").get<std::string>();
+  v.code = code_from_name(j.at("code").get<std::string>()).value_or(ErrorCode::kInternal);
+}
+
 }  // namespace pfs

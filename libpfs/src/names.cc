@@ -2,6 +2,8 @@
 
 #include <fnmatch.h>
 
+#include <cstdint>
+
 #include "fail.h"
 
 namespace pfs::detail {
@@ -16,6 +18,42 @@ std::vector<std::string> split_path(std::string_view path) {
     start = end + 1;
   }
   return out;
+}
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    std::size_t n;
+    std::uint32_t cp;
+    if ((c & 0xe0) == 0xc0) {
+      n = 1;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;  // truncated
+    for (std::size_t k = 1; k <= n; k++) {
+      auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    // Overlong forms (e.g. 0xc0 0xae for '.'), surrogates, beyond Unicode.
+    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return false;
+    i += n + 1;
+  }
+  return true;
 }
 
 std::string normalize_path(std::string_view path, bool allow_root) {
@@ -36,6 +74,9 @@ std::string normalize_path(std::string_view path, bool allow_root) {
       failf(ErrorCode::kInvalidArgument,
             "path \"{}\" contains a control character; use printable names", path);
   }
+  if (!valid_utf8(path))
+    fail(ErrorCode::kInvalidArgument,
+         "path is not valid UTF-8 (names are UTF-8: rename the file, or convert its name)");
   auto segs = split_path(path);
   for (std::size_t i = 0; i < segs.size(); ++i) {
     const auto& s = segs[i];

@@ -18,6 +18,10 @@ inline constexpr std::string_view kStagingDir = ".pfs-staging";
 // return "". Throws kInvalidArgument with a message naming the problem.
 std::string normalize_path(std::string_view path, bool allow_root = false);
 
+// True when `s` is well-formed UTF-8: no overlong forms, surrogates or code
+// points beyond U+10FFFF.
+bool valid_utf8(std::string_view s);
+
 // True when `s` contains glob metacharacters (*, ?, [).
 bool is_glob(std::string_view s);
 

@@ -29,6 +29,14 @@ std::string_view code_name(ErrorCode code) {
 }
 
 // The one table of exit statuses; man/pachctl.1 (EXIT STATUS) mirrors it.
+std::optional<ErrorCode> code_from_name(std::string_view name) {
+  for (int i = 0; i <= static_cast<int>(ErrorCode::kInternal); i++) {
+    auto c = static_cast<ErrorCode>(i);
+    if (code_name(c) == name) return c;
+  }
+  return std::nullopt;
+}
+
 int exit_status(ErrorCode code) {
   switch (code) {
     case ErrorCode::kInvalidArgument:

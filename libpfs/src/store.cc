@@ -185,6 +185,32 @@ void copy_out(FileReader& in, std::uint64_t off, std::optional<std::uint64_t> le
   }
 }
 
+// An open file: the backend's reader, which keeps the bytes it was opened on.
+class LocalFileHandle final : public FileHandle {
+ public:
+  LocalFileHandle(FileInfo info, std::unique_ptr<FileReader> reader)
+      : info_(std::move(info)), reader_(std::move(reader)) {}
+  const FileInfo& info() const override { return info_; }
+  Result<std::size_t> read_at(std::uint64_t offset, std::span<char> buf) override {
+    return guard([&]() -> std::size_t {
+      if (offset >= reader_->size()) return 0;
+      std::size_t want = static_cast<std::size_t>(
+          std::min<std::uint64_t>(buf.size(), reader_->size() - offset));
+      std::size_t got = 0;
+      while (got < want) {  // a chunked file's pread stops at a chunk's end
+        std::size_t n = reader_->pread(buf.subspan(got, want - got), offset + got);
+        if (n == 0) break;
+        got += n;
+      }
+      return got;
+    });
+  }
+
+ private:
+  FileInfo info_;
+  std::unique_ptr<FileReader> reader_;
+};
+
 class LocalStore final : public Client {
  public:
   LocalStore(std::filesystem::path path, UniqueFd root, std::unique_ptr<Backend> backend)
@@ -256,6 +282,41 @@ class LocalStore final : public Client {
       staged->sync();
       if (result.files > 0) publish(b, *staged, p, {});
       return result;
+    });
+  }
+
+  Result<PutDirResult> put_files(std::string_view branch, std::string_view path,
+                                 FileBatch& files) override {
+    return guard([&] {
+      std::string b(branch);
+      check_branch_name(b);
+      std::string p = normalize_path(path, true);
+      read_state(b);
+      PutDirResult result;
+      auto staged = backend_->stage(b, Backend::StageKind::kDir);
+      std::string rel;
+      for (;;) {
+        Source* src = unwrap(files.next(rel));
+        if (!src) break;
+        std::string r = normalize_path(rel);
+        normalize_path(p.empty() ? r : p + "/" + r);  // the whole path: its length, reserved names
+        result.bytes += staged->add(r, *src);
+        result.files += 1;
+      }
+      staged->sync();
+      if (result.files > 0) publish(b, *staged, p, {});
+      return result;
+    });
+  }
+
+  Result<std::unique_ptr<FileHandle>> open_file(const Ref& ref, std::string_view path) override {
+    return guard([&]() -> std::unique_ptr<FileHandle> {
+      std::string p = normalize_path(path);
+      auto tree = open_ref(ref);
+      auto reader = tree->open_file(p);
+      FileInfo info = stat_in(*tree, p);
+      info.size = reader->size();  // what was opened, should the file have changed since
+      return std::make_unique<LocalFileHandle>(std::move(info), std::move(reader));
     });
   }
 

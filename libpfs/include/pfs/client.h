@@ -1,6 +1,7 @@
 // pfs/client.h: the one interface to a pfs store. A local store (a
-// directory, open_store()) implements it today; a remote server over HTTP
-// implements the same calls, so programs and pachctl are written once.
+// directory, open_store()) and a remote server over HTTP (connect(), in
+// pfs/remote.h) implement the same calls, so programs and pachctl are
+// written once.
 //
 // Thread safety: a Client may be used from several threads at once, and
 // several processes may open one store at once; writers to one branch are
@@ -13,7 +14,9 @@
 #pragma once
 
 #include <filesystem>
+#include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +26,29 @@
 #include <pfs/types.h>
 
 namespace pfs {
+
+// An open file of a commit or a branch: what it is, and its bytes at any
+// offset. A file opened in a commit never changes; one opened in a branch's
+// working state keeps the content it had when opened (locally; remotely each
+// read asks the server again). Not thread-safe.
+class FileHandle {
+ public:
+  virtual ~FileHandle() = default;
+  virtual const FileInfo& info() const = 0;
+  // Reads up to buf.size() bytes from `offset`; fewer only at the end of the
+  // file, 0 at or past it. Errors: kIo (and, remotely, what the server says).
+  virtual Result<std::size_t> read_at(std::uint64_t offset, std::span<char> buf) = 0;
+};
+
+// The files of a put_files call, one at a time.
+class FileBatch {
+ public:
+  virtual ~FileBatch() = default;
+  // The next file: sets `path` (relative to the target directory) and
+  // returns the source of its bytes, valid until the next call; nullptr at
+  // the end.
+  virtual Result<Source*> next(std::string& path) = 0;
+};
 
 class Client {
  public:
@@ -51,13 +77,23 @@ class Client {
   virtual Result<PutDirResult> put_dir(std::string_view branch, std::string_view path,
                                        const std::filesystem::path& local_dir) = 0;
 
+  // Writes every file `files` yields below `path` on `branch` ("." for the
+  // root), merging into what is there, in one operation: the branch shows
+  // all of them or, when anything fails (a bad path, a source's error), none.
+  // Returns the files and bytes written. Errors: as put_file.
+  virtual Result<PutDirResult> put_files(std::string_view branch, std::string_view path,
+                                         FileBatch& files) = 0;
+
+  // Opens the file at `path` in `ref` for reading at any offset.
+  // Errors: as get_file.
+  virtual Result<std::unique_ptr<FileHandle>> open_file(const Ref& ref, std::string_view path) = 0;
+
   // Streams the file at `path` in `ref` to `sink` (a byte range of it with
   // `range`). Errors: kInvalidArgument (bad path, path is a directory, range
   // past the end), kNotFound (ref or path).
   virtual Result<FileInfo> get_file(const Ref& ref, std::string_view path, Sink& sink,
                                     const ReadRange& range = {}) = 0;
 
-  // Describes one file or directory. Errors: kInvalidArgument, kNotFound.
   // Copies the directory `path` of `ref` ("." for the root) and everything
   // below it to the local directory `local_dir`, which must be absent or
   // empty (it is created, with missing parents). Files get mode 0666 and
@@ -69,6 +105,7 @@ class Client {
   virtual Result<TreeStats> get_dir(const Ref& ref, std::string_view path,
                                     const std::filesystem::path& local_dir) = 0;
 
+  // Describes one file or directory. Errors: kInvalidArgument, kNotFound.
   virtual Result<FileInfo> stat_file(const Ref& ref, std::string_view path) = 0;
 
   // Removes a file, or a directory with everything below it, from `branch`.

@@ -29,6 +29,13 @@ void to_json(nlohmann::json& j, const StoreInfo& v);
 void to_json(nlohmann::json& j, const GcReport& v);
 void to_json(nlohmann::json& j, const PutDirResult& v);
 void to_json(nlohmann::json& j, const Error& v);
+void from_json(const nlohmann::json& j, TreeStats& v);
+void from_json(const nlohmann::json& j, MergeResult& v);
+void from_json(const nlohmann::json& j, FsckReport& v);
+void from_json(const nlohmann::json& j, GcReport& v);
+void from_json(const nlohmann::json& j, StoreInfo& v);
+void from_json(const nlohmann::json& j, PutDirResult& v);
+void from_json(const nlohmann::json& j, Error& v);
 
 // "2026-11-24T19:02:28.123456789Z" for nanoseconds since the epoch.
 std::string format_time_utc(std::int64_t ns);

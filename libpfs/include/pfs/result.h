@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cassert>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -27,6 +28,8 @@ enum class ErrorCode {
 
 // Stable lower-case name of a code ("not_found"), used in JSON output.
 std::string_view code_name(ErrorCode code);
+// The code of a name code_name() returns, or nullopt.
+std::optional<ErrorCode> code_from_name(std::string_view name);
 
 // The exit status pachctl uses for a code. 0 is success; 1 is reserved for
 // "fsck found problems"; usage errors are 2 like invalid arguments.

@@ -1,0 +1,603 @@
+// http_server.cc: the HTTP API (docs/http.md) over a Client, on cpp-httplib.
+//
+// cpp-httplib serves each connection on a thread of its pool, with blocking
+// sockets: simple, and a long transfer holds only its own thread. Request
+// bodies arrive pushed (a ContentReader calls us with each piece) while
+// Client::put_file pulls from a Source, so an upload runs put_file on a
+// thread of its own, fed through a small bounded queue (BodyPipe): memory
+// stays bounded whatever the file's size, and the file is published only
+// when the body is complete. Downloads are pulled by cpp-httplib from a
+// FileHandle, which also gives Range support.
+#include <pfs/json.h>
+#include <pfs/server.h>
+
+#include <httplib.h>
+
+#include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "fail.h"
+#include "fsutil.h"
+#include "names.h"
+
+namespace pfs {
+
+int http_status(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument:
+      return 400;
+    case ErrorCode::kPermissionDenied:
+      return 403;
+    case ErrorCode::kNotFound:
+      return 404;
+    case ErrorCode::kAlreadyExists:
+    case ErrorCode::kConflict:
+      return 409;
+    case ErrorCode::kUnsupported:
+      return 501;
+    case ErrorCode::kBusy:
+      return 503;
+    case ErrorCode::kCorruption:
+    case ErrorCode::kIo:
+    case ErrorCode::kInternal:
+      return 500;
+  }
+  return 500;
+}
+
+namespace detail {
+namespace {
+
+using json = nlohmann::json;
+using httplib::Request;
+using httplib::Response;
+
+constexpr std::size_t kPiece = 256 * 1024;      // read and write granularity
+constexpr std::size_t kPipeBytes = 4 * kPiece;  // queued upload bytes at most
+
+void send_json(Response& res, int status, const json& j) {
+  res.status = status;
+  res.set_content(j.dump() + "\n", "application/json");
+}
+
+void send_error(Response& res, const Error& e) { send_json(res, http_status(e.code), json(e)); }
+
+void send_error(Response& res, ErrorCode code, std::string message) {
+  send_error(res, Error{code, std::move(message)});
+}
+
+// A Result's value, or throws its error (caught by the route wrapper).
+template <class T>
+T take(Result<T>&& r) {
+  if (!r) throw Fail{std::move(r).error()};
+  return std::move(r).value();
+}
+void take(Result<void>&& r) {
+  if (!r) throw Fail{std::move(r).error()};
+}
+
+// ---- query parameters
+
+bool has(const Request& req, const char* key) { return req.has_param(key); }
+std::string param(const Request& req, const char* key, std::string def = {}) {
+  return req.has_param(key) ? req.get_param_value(key) : def;
+}
+
+bool flag(const Request& req, const char* key) {
+  if (!req.has_param(key)) return false;
+  std::string v = req.get_param_value(key);
+  if (v.empty() || v == "true" || v == "1" || v == "yes") return true;
+  if (v == "false" || v == "0" || v == "no") return false;
+  failf(ErrorCode::kInvalidArgument, "query parameter {}={}: use true or false", key, v);
+}
+
+std::uint64_t number(const Request& req, const char* key) {
+  std::string v = req.get_param_value(key);
+  if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos)
+    failf(ErrorCode::kInvalidArgument, "query parameter {}={}: not a non-negative integer", key, v);
+  return std::stoull(v);
+}
+
+// Where a read looks: ?branch= (working state), ?commit= (a commit, or a
+// branch's head), ?ref= (either, as Ref::any); master's working state when
+// none is given.
+Ref read_ref(const Request& req) {
+  int given = has(req, "branch") + has(req, "commit") + has(req, "ref");
+  if (given > 1) fail(ErrorCode::kInvalidArgument, "give one of branch, commit and ref, not several");
+  if (has(req, "commit")) return Ref::commit(param(req, "commit"));
+  if (has(req, "ref")) return Ref::any(param(req, "ref"));
+  return Ref::branch(param(req, "branch", "master"));
+}
+
+std::string write_branch(const Request& req) { return param(req, "branch", "master"); }
+
+// The path a route captured: cpp-httplib has percent-decoded it; pfs's own
+// checks (normalize_path) then refuse "..", "//", NUL, bad UTF-8 and the like.
+std::string captured(const Request& req, bool allow_root) {
+  std::string p = req.matches.size() > 1 ? req.matches[1].str() : std::string();
+  return normalize_path(p, allow_root);
+}
+
+// ---- uploads
+
+// The bytes of a request body on their way from the connection's thread
+// (push) to put_file on another (pull, as a Source). Bounded: the pusher
+// waits while kPipeBytes are queued.
+class BodyPipe final : public Source {
+ public:
+  // Connection side. False when the reader gave up (put_file failed).
+  bool push(const char* data, std::size_t n) {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return queued_ < kPipeBytes || closed_; });
+    if (closed_) return false;
+    q_.emplace_back(data, n);
+    queued_ += n;
+    cv_.notify_all();
+    return true;
+  }
+  // The body is complete (ok) or broken off.
+  void finish(bool ok) {
+    std::lock_guard lk(mu_);
+    done_ = true;
+    broken_ = !ok;
+    cv_.notify_all();
+  }
+
+  // put_file side.
+  Result<std::size_t> read(std::span<char> buf) override {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return !q_.empty() || done_; });
+    if (q_.empty()) {
+      if (broken_)
+        return Error{ErrorCode::kIo, "the upload was cut off before its end; nothing was written"};
+      return std::size_t{0};
+    }
+    std::string& front = q_.front();
+    std::size_t n = std::min(buf.size(), front.size() - off_);
+    std::memcpy(buf.data(), front.data() + off_, n);
+    off_ += n;
+    queued_ -= n;
+    if (off_ == front.size()) {
+      q_.pop_front();
+      off_ = 0;
+    }
+    cv_.notify_all();
+    return n;
+  }
+  // The reader is done (or failed): pushes fail from now on.
+  void close() {
+    std::lock_guard lk(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> q_;
+  std::size_t off_ = 0, queued_ = 0;
+  bool done_ = false, broken_ = false, closed_ = false;
+};
+
+// Whether the request has a body. cpp-httplib reads a body without a
+// length until the connection closes, which for `curl -XPOST URL` (no body,
+// no Content-Length, a kept-alive connection) would hang: such a request
+// has no body here.
+bool has_body(const Request& req) {
+  return req.has_header("Content-Length") ||
+         req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
+}
+
+// Runs `consume(pipe)` on a thread while the request body streams into the
+// pipe; returns consume's result. When consume fails early, the rest of the
+// body is read and dropped so that the client gets the error, not a reset.
+template <class T>
+Result<T> with_body(const Request& req, const httplib::ContentReader& body,
+                    std::function<Result<T>(Source&)> consume) {
+  if (!has_body(req)) {
+    auto empty = Source::from_string("");
+    return consume(*empty);
+  }
+  BodyPipe pipe;
+  std::optional<Result<T>> out;
+  std::thread worker([&] {
+    out.emplace(consume(pipe));
+    pipe.close();
+  });
+  bool reader_gone = false;
+  bool complete = body([&](const char* data, std::size_t n) {
+    if (!reader_gone && !pipe.push(data, n)) reader_gone = true;
+    return true;  // keep reading: drop what the failed reader no longer wants
+  });
+  pipe.finish(complete);
+  worker.join();
+  if (!complete && out->ok())  // cannot happen: the pipe reports the break
+    return Error{ErrorCode::kIo, "the upload was cut off before its end; nothing was written"};
+  return std::move(*out);
+}
+
+// ---- the server
+
+thread_local std::chrono::steady_clock::time_point t_request_start;
+
+class HttpServer final : public Server {
+ public:
+  HttpServer(std::unique_ptr<Client> store, ServerOptions opts)
+      : store_(std::move(store)), opts_(std::move(opts)) {}
+
+  Result<void> bind() {
+    return guard([&] {
+      std::size_t threads = std::max<std::size_t>(opts_.threads, 2);
+      svr_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+      svr_.set_keep_alive_max_count(1000);
+      svr_.set_keep_alive_timeout(5);
+      svr_.set_read_timeout(60);
+      svr_.set_write_timeout(60);
+      svr_.set_tcp_nodelay(true);
+      if (opts_.max_upload > 0) svr_.set_payload_max_length(opts_.max_upload);
+      routes();
+      if (opts_.port == 0) {
+        port_ = svr_.bind_to_any_port(opts_.host);
+      } else if (svr_.bind_to_port(opts_.host, opts_.port)) {
+        port_ = opts_.port;
+      }
+      if (port_ <= 0)
+        failf(opts_.port != 0 && opts_.port < 1024 ? ErrorCode::kPermissionDenied : ErrorCode::kBusy,
+              "cannot listen on {}:{} (in use, not an address of this machine, or a privileged "
+              "port); pick another with --listen HOST:PORT",
+              opts_.host, opts_.port);
+    });
+  }
+
+  int port() const override { return port_; }
+
+  Result<void> run() override {
+    if (!svr_.listen_after_bind())
+      return Error{ErrorCode::kIo, fmt::format("the server on port {} stopped with an error", port_)};
+    return {};
+  }
+
+  void stop() override { svr_.stop(); }
+
+ private:
+  using Handler = std::function<void(const Request&, Response&)>;
+  using ReadingHandler =
+      std::function<void(const Request&, Response&, const httplib::ContentReader&)>;
+
+  // Every handler runs through this: a Fail (bad input, a Client error)
+  // becomes its JSON error; anything else is a 500 with the reason.
+  static void wrap(Response& res, const std::function<void()>& fn) {
+    try {
+      fn();
+    } catch (Fail& f) {
+      send_error(res, f.error);
+    } catch (const std::exception& e) {
+      send_error(res, ErrorCode::kInternal, std::string("internal error: ") + e.what());
+    }
+  }
+  Handler h(std::function<void(const Request&, Response&)> fn) {
+    return [fn](const Request& req, Response& res) { wrap(res, [&] { fn(req, res); }); };
+  }
+  ReadingHandler hr(ReadingHandler fn) {
+    return [fn](const Request& req, Response& res, const httplib::ContentReader& body) {
+      wrap(res, [&] { fn(req, res, body); });
+    };
+  }
+
+  // A POST route that takes no body: one that comes anyway is read and
+  // dropped, so that the connection stays usable.
+  void post(const std::string& pattern, std::function<void(const Request&, Response&)> fn) {
+    svr_.Post(pattern, [fn](const Request& req, Response& res, const httplib::ContentReader& body) {
+      if (has_body(req)) body([](const char*, std::size_t) { return true; });
+      wrap(res, [&] { fn(req, res); });
+    });
+  }
+
+  void routes() {
+    Client& c = *store_;
+    // Paths may hold any byte after decoding; [\s\S] also matches newlines.
+    const std::string file = R"(/file/([\s\S]*))";
+
+    svr_.set_pre_routing_handler([this](const Request& req, Response& res) {
+      t_request_start = std::chrono::steady_clock::now();
+      if (opts_.token.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+      std::string want = "Bearer " + opts_.token;
+      std::string got = req.get_header_value("Authorization");
+      // Compared in constant time: the token is a secret.
+      unsigned char diff = got.size() != want.size();
+      for (std::size_t i = 0; i < want.size(); i++)
+        diff |= static_cast<unsigned char>(want[i] ^ (i < got.size() ? got[i] : 0));
+      if (diff == 0) return httplib::Server::HandlerResponse::Unhandled;
+      res.set_header("WWW-Authenticate", "Bearer");
+      send_json(res, 401,
+                json{{"error", "this server needs a token: send \"Authorization: Bearer TOKEN\" "
+                               "(pachctl: --token-file or PFS_TOKEN)"},
+                     {"code", "unauthorized"}});
+      return httplib::Server::HandlerResponse::Handled;
+    });
+    svr_.set_error_handler([](const Request& req, Response& res) {
+      if (!res.body.empty()) return;  // a handler's own error
+      switch (res.status) {
+        case 404:
+          send_json(res, 404,
+                    json{{"error", fmt::format("no route {} {} (see docs/http.md)", req.method, req.path)},
+                         {"code", "not_found"}});
+          break;
+        case 413:
+          send_json(res, 413, json{{"error", "the request body is larger than this server accepts "
+                                             "(pachctl serve --max-upload)"},
+                                   {"code", "too_large"}});
+          break;
+        case 416:
+          send_json(res, 416, json{{"error", "the requested range is not within the file"},
+                                   {"code", "invalid_argument"}});
+          break;
+        case 400:
+          send_json(res, 400, json{{"error", "malformed HTTP request"}, {"code", "invalid_argument"}});
+          break;
+        default:
+          send_json(res, res.status,
+                    json{{"error", fmt::format("HTTP {}", res.status)}, {"code", "http_error"}});
+      }
+    });
+    if (opts_.log) {
+      svr_.set_logger([this](const Request& req, const Response& res) {
+        auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                            t_request_start)
+                      .count();
+        std::string bytes = res.has_header("Content-Length") ? res.get_header_value("Content-Length")
+                                                             : std::to_string(res.body.size());
+        opts_.log(fmt::format("{} {} {} {} {} {:.1f}ms", req.remote_addr, req.method, req.target,
+                              res.status, bytes, ms));
+      });
+    }
+
+    svr_.Get("/health", [](const Request&, Response& res) {
+      send_json(res, 200, json{{"status", "ok"}});
+    });
+    svr_.Get("/info", h([&c](const Request&, Response& res) { send_json(res, 200, json(take(c.info()))); }));
+
+    // ---- files
+    svr_.Get(file, h([this, &c](const Request& req, Response& res) {
+      std::string raw = req.matches[1].str();
+      if (is_glob(raw)) return get_glob(req, res, raw);
+      std::string p = captured(req, false);
+      std::shared_ptr<FileHandle> f = take(c.open_file(read_ref(req), p));
+      res.set_header("Accept-Ranges", "bytes");
+      res.set_header("Last-Modified", http_date(f->info().mtime_ns));
+      res.set_content_provider(
+          f->info().size, "application/octet-stream",
+          [f](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+            std::vector<char> buf(std::min(length, kPiece));
+            auto n = f->read_at(offset, buf);
+            if (!n || *n == 0) return false;  // an error or a shrunk file: cut the response
+            return sink.write(buf.data(), *n);
+          });
+    }));
+    auto put = [this, &c](const Request& req, Response& res, const httplib::ContentReader& body) {
+      std::string b = write_branch(req);
+      std::string p = captured(req, false);
+      PutOptions o;
+      o.append = flag(req, "append");
+      if (has(req, "offset")) o.offset = number(req, "offset");
+      precheck_put(b, p, o);
+      FileInfo info = take(with_body<FileInfo>(req, body, [&](Source& src) { return c.put_file(b, p, src, o); }));
+      send_json(res, 200, json(info));
+    };
+    svr_.Post(file, hr(put));
+    svr_.Put(file, hr(put));
+    svr_.Delete(file, h([&c](const Request& req, Response& res) {
+      send_json(res, 200, json(take(c.delete_file(write_branch(req), captured(req, false)))));
+    }));
+    auto stat = h([&c](const Request& req, Response& res) {
+      send_json(res, 200, json(take(c.stat_file(read_ref(req), captured(req, true)))));
+    });
+    svr_.Get(R"(/stat/([\s\S]*))", stat);
+    svr_.Get("/stat", stat);
+    auto list = h([&c](const Request& req, Response& res) {
+      ListOptions o;
+      o.recursive = flag(req, "recursive");
+      std::string raw = req.matches.size() > 1 ? req.matches[1].str() : "";
+      std::string p = is_glob(raw) ? raw : captured(req, true);
+      send_json(res, 200, json(take(c.list_files(read_ref(req), p, o))));
+    });
+    svr_.Get(R"(/list/([\s\S]*))", list);
+    svr_.Get("/list", list);
+
+    // ---- commits
+    post("/commit", ([&c](const Request& req, Response& res) {
+      send_json(res, 200, json(take(c.commit(write_branch(req), param(req, "message")))));
+    }));
+    svr_.Get("/commit", h([&c](const Request& req, Response& res) {
+      LogOptions o;
+      if (has(req, "branch")) {
+        o.branch = param(req, "branch");
+      } else {
+        o.all = true;  // v0.8: "GET /commit: getting all commits"
+      }
+      if (has(req, "all")) o.all = flag(req, "all");
+      if (has(req, "limit")) o.limit = number(req, "limit");
+      send_json(res, 200, json(take(c.list_commits(o))));
+    }));
+    svr_.Get(R"(/commit/([^/]+))", h([&c](const Request& req, Response& res) {
+      send_json(res, 200, json(take(c.inspect_commit(req.matches[1].str()))));
+    }));
+    svr_.Delete(R"(/commit/([^/]+))", h([&c](const Request& req, Response& res) {
+      take(c.delete_commit(req.matches[1].str()));
+      send_json(res, 200, json::object());
+    }));
+
+    // ---- branches
+    post("/branch", ([&c](const Request& req, Response& res) {
+      if (!has(req, "branch"))
+        fail(ErrorCode::kInvalidArgument, "name the new branch: POST /branch?branch=NAME[&commit=C]");
+      send_json(res, 201, json(take(c.create_branch(param(req, "branch"), param(req, "commit")))));
+    }));
+    svr_.Get("/branch", h([&c](const Request&, Response& res) {
+      send_json(res, 200, json(take(c.list_branches())));
+    }));
+    svr_.Get(R"(/branch/([^/]+))", h([&c](const Request& req, Response& res) {
+      send_json(res, 200, json(take(c.inspect_branch(req.matches[1].str()))));
+    }));
+    svr_.Delete(R"(/branch/([^/]+))", h([&c](const Request& req, Response& res) {
+      take(c.delete_branch(req.matches[1].str()));
+      send_json(res, 200, json::object());
+    }));
+
+    // ---- history and the store
+    svr_.Get("/diff", h([&c](const Request& req, Response& res) {
+      send_json(res, 200, json(take(c.diff(diff_ref(req, "from"), diff_ref(req, "to")))));
+    }));
+    post("/revert", ([&c](const Request& req, Response& res) {
+      if (!has(req, "commit"))
+        fail(ErrorCode::kInvalidArgument, "name the commit to restore: POST /revert?commit=C[&branch=B]");
+      RevertOptions o;
+      o.force = flag(req, "force");
+      o.message = param(req, "message");
+      send_json(res, 200, json(take(c.revert(write_branch(req), param(req, "commit"), o))));
+    }));
+    post("/merge", ([&c](const Request& req, Response& res) {
+      if (!has(req, "from"))
+        fail(ErrorCode::kInvalidArgument, "name the branch to merge: POST /merge?from=B[&into=master]");
+      MergeOptions o;
+      std::string how = param(req, "on_conflict", "fail");
+      if (how == "ours") o.on_conflict = MergeOptions::Strategy::kOurs;
+      else if (how == "theirs") o.on_conflict = MergeOptions::Strategy::kTheirs;
+      else if (how != "fail")
+        failf(ErrorCode::kInvalidArgument, "on_conflict={}: use fail, ours or theirs", how);
+      o.message = param(req, "message");
+      MergeResult m = take(c.merge(param(req, "into", "master"), param(req, "from"), o));
+      json j = m;
+      if (!m.conflicts.empty()) {
+        j["error"] = fmt::format("the merge has {} conflict(s); nothing was changed", m.conflicts.size());
+        j["code"] = "conflict";
+        send_json(res, 409, j);
+      } else {
+        send_json(res, 200, j);
+      }
+    }));
+    svr_.Get("/fsck", h([&c](const Request&, Response& res) { send_json(res, 200, json(take(c.fsck(false)))); }));
+    post("/fsck", ([&c](const Request& req, Response& res) {
+      send_json(res, 200, json(take(c.fsck(flag(req, "repair")))));
+    }));
+    post("/gc", ([&c](const Request&, Response& res) { send_json(res, 200, json(take(c.gc()))); }));
+  }
+
+  static Ref diff_ref(const Request& req, const char* side) {
+    std::string s = side;
+    std::string c = s + "_commit", b = s + "_branch";
+    int given = has(req, s.c_str()) + has(req, c.c_str()) + has(req, b.c_str());
+    if (given != 1) failf(ErrorCode::kInvalidArgument, "give exactly one of {}, {} and {}", s, c, b);
+    if (has(req, c.c_str())) return Ref::commit(param(req, c.c_str()));
+    if (has(req, b.c_str())) return Ref::branch(param(req, b.c_str()));
+    return Ref::any(param(req, s.c_str()));
+  }
+
+  // Refuses an upload that cannot succeed before its body is read.
+  void precheck_put(const std::string& branch, const std::string& path, const PutOptions& o) {
+    if (o.append && o.offset)
+      fail(ErrorCode::kInvalidArgument, "append and offset exclude each other; pick one");
+    take(store_->inspect_branch(branch));
+    if (o.offset) {
+      FileInfo f = take(store_->stat_file(Ref::branch(branch), path));
+      if (*o.offset > f.size)
+        failf(ErrorCode::kInvalidArgument, "offset {} is past the end of \"{}\" ({} bytes)", *o.offset,
+              path, f.size);
+    }
+  }
+
+  void get_glob(const Request& req, Response& res, const std::string& pattern);
+
+  static std::string http_date(std::int64_t ns) {
+    std::time_t t = static_cast<std::time_t>(ns / 1000000000);
+    std::tm tm{};
+    ::gmtime_r(&t, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    return buf;
+  }
+
+  std::unique_ptr<Client> store_;
+  ServerOptions opts_;
+  httplib::Server svr_;
+  int port_ = -1;
+};
+
+// `attachment; filename="<path>"` (RFC 6266), with the path quoted, plus its
+// UTF-8 form (RFC 5987) when it is not plain ASCII.
+std::string disposition(const std::string& path) {
+  std::string quoted, encoded;
+  bool ascii = true;
+  for (unsigned char ch : path) {
+    if (ch >= 0x80) {
+      ascii = false;
+      quoted += '_';
+    } else {
+      if (ch == '"' || ch == '\\') quoted += '\\';
+      quoted += static_cast<char>(ch);
+    }
+    if (std::isalnum(ch) || std::strchr("!#$&+-.^_`|~/", ch))
+      encoded += static_cast<char>(ch);
+    else
+      encoded += fmt::format("%{:02X}", ch);
+  }
+  std::string out = "attachment; filename=\"" + quoted + "\"";
+  if (!ascii) out += "; filename*=UTF-8''" + encoded;
+  return out;
+}
+
+// Every file a glob matches, each as a part of a multipart/mixed body.
+void HttpServer::get_glob(const Request& req, Response& res, const std::string& pattern) {
+  Ref ref = read_ref(req);
+  std::vector<FileInfo> all = take(store_->list_files(ref, pattern, {}));
+  auto files = std::make_shared<std::vector<FileInfo>>();
+  for (auto& f : all)
+    if (f.type == FileInfo::Type::kFile) files->push_back(std::move(f));
+  std::string boundary = "pfs-" + random_hex(24);
+  Client* c = store_.get();
+  res.set_chunked_content_provider(
+      "multipart/mixed; boundary=" + boundary,
+      [c, ref, files, boundary](std::size_t, httplib::DataSink& sink) {
+        std::vector<char> buf(kPiece);
+        for (const auto& info : *files) {
+          auto f = c->open_file(ref, info.path);
+          if (!f) return false;  // gone since the listing: cut the response
+          std::string head = fmt::format(
+              "--{}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n"
+              "Content-Disposition: {}\r\n\r\n",
+              boundary, (*f)->info().size, disposition(info.path));
+          if (!sink.write(head.data(), head.size())) return false;
+          std::uint64_t off = 0, size = (*f)->info().size;
+          while (off < size) {
+            auto n = (*f)->read_at(off, buf);
+            if (!n || *n == 0) return false;
+            if (!sink.write(buf.data(), *n)) return false;
+            off += *n;
+          }
+          if (!sink.write("\r\n", 2)) return false;
+        }
+        std::string tail = "--" + boundary + "--\r\n";
+        if (!sink.write(tail.data(), tail.size())) return false;
+        sink.done();
+        return true;
+      });
+}
+
+}  // namespace
+}  // namespace detail
+
+Result<std::unique_ptr<Server>> Server::create(std::unique_ptr<Client> store, ServerOptions options) {
+  auto s = std::make_unique<detail::HttpServer>(std::move(store), std::move(options));
+  if (auto r = s->bind(); !r) return std::move(r).error();
+  return std::unique_ptr<Server>(std::move(s));
+}
+
+}  // namespace pfs

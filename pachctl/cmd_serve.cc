@@ -1,0 +1,166 @@
+// serve: the HTTP server over the local store (docs/http.md).
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cctype>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include <fmt/core.h>
+#include <pfs/server.h>
+
+#include "cli.h"
+
+namespace pachctl {
+
+namespace {
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:8080";
+  std::string token_file;
+  std::size_t threads = 64;
+  std::string max_upload = "0";
+  bool quiet = false;
+};
+
+// "HOST:PORT", ":PORT" (loopback), "PORT", or "[v6]:PORT".
+bool parse_listen(const std::string& s, std::string& host, int& port) {
+  std::string h = "127.0.0.1", p = s;
+  if (!s.empty() && s.front() == '[') {
+    auto close = s.find("]:");
+    if (close == std::string::npos) return false;
+    h = s.substr(1, close - 1);
+    p = s.substr(close + 2);
+  } else if (auto colon = s.rfind(':'); colon != std::string::npos) {
+    if (colon > 0) h = s.substr(0, colon);
+    p = s.substr(colon + 1);
+  }
+  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  port = std::stoi(p);
+  host = h;
+  return port <= 65535;
+}
+
+// "0", "100", "10K", "5M", "2G", "1T" (powers of 1024).
+bool parse_size(const std::string& s, std::uint64_t& out) {
+  if (s.empty()) return false;
+  std::size_t digits = s.find_first_not_of("0123456789");
+  if (digits == 0 || (digits != std::string::npos && digits + 1 != s.size())) return false;
+  std::string num = s.substr(0, digits == std::string::npos ? s.size() : digits);
+  if (num.size() > 15) return false;
+  std::uint64_t v = std::stoull(num);
+  if (digits != std::string::npos) {
+    std::string units = "KMGT";
+    auto u = units.find(static_cast<char>(std::toupper(static_cast<unsigned char>(s.back()))));
+    if (u == std::string::npos) return false;
+    v <<= 10 * (u + 1);
+  }
+  out = v;
+  return true;
+}
+
+int run_serve(const ServeOptions& o, Context& ctx) {
+  pfs::ServerOptions opts;
+  if (!parse_listen(o.listen, opts.host, opts.port))
+    return ctx.fail(pfs::ErrorCode::kInvalidArgument,
+                    fmt::format("--listen {}: use HOST:PORT, :PORT or PORT (e.g. 127.0.0.1:8080)",
+                                o.listen));
+  if (!parse_size(o.max_upload, opts.max_upload))
+    return ctx.fail(pfs::ErrorCode::kInvalidArgument,
+                    fmt::format("--max-upload {}: use bytes, or a number with K, M, G or T",
+                                o.max_upload));
+  if (!o.token_file.empty()) {
+    std::ifstream in(o.token_file);
+    if (!in)
+      return ctx.fail(pfs::ErrorCode::kNotFound,
+                      fmt::format("cannot read the token file {}", o.token_file));
+    std::getline(in, opts.token);
+    while (!opts.token.empty() && std::isspace(static_cast<unsigned char>(opts.token.back())))
+      opts.token.pop_back();
+    if (opts.token.empty())
+      return ctx.fail(pfs::ErrorCode::kInvalidArgument,
+                      fmt::format("the token file {} is empty; put a secret in it", o.token_file));
+  }
+  opts.threads = o.threads;
+  if (!o.quiet) {
+    auto mu = std::make_shared<std::mutex>();
+    opts.log = [mu](std::string_view line) {
+      std::lock_guard lk(*mu);
+      fmt::print(stderr, "{}\n", line);
+      std::fflush(stderr);
+    };
+  }
+  auto store = pfs::open_store(ctx.store_dir());
+  if (!store) return ctx.fail(store.error());
+  auto info = (*store)->info();
+  if (!info) return ctx.fail(info.error());
+
+  // SIGTERM and SIGINT are taken by a thread of their own (blocked in all
+  // others, which inherit this mask): it stops the server, which finishes
+  // the requests in progress before run() returns.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);  // a client that goes away is an error on its socket, not our end
+
+  auto server = pfs::Server::create(std::move(*store), opts);
+  if (!server) return ctx.fail(server.error());
+  pfs::Server* srv = server->get();
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  std::thread waiter([srv, sigs, done] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    if (*done) return;  // woken because the server stopped on its own
+    fmt::print(stderr, "pachctl serve: {}: finishing the requests in progress\n",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    srv->stop();
+  });
+  std::string host = opts.host.find(':') != std::string::npos ? "[" + opts.host + "]" : opts.host;
+  fmt::print(stderr, "pachctl serve: store {} ({}) on http://{}:{}{}\n", info->path, info->backend,
+             host, srv->port(), opts.token.empty() ? "" : " (token required)");
+  std::fflush(stderr);
+  auto r = srv->run();
+  // Wake the waiter should the server have stopped on its own.
+  *done = true;
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
+  if (!r) return ctx.fail(r.error());
+  fmt::print(stderr, "pachctl serve: stopped\n");
+  return 0;
+}
+
+}  // namespace
+
+void setup_serve_command(CLI::App& app, Context& ctx) {
+  auto o = std::make_shared<ServeOptions>();
+  auto* s = app.add_subcommand("serve", "Serve the store over HTTP (the API of docs/http.md)");
+  s->add_option("-l,--listen", o->listen,
+                "HOST:PORT to listen on (default 127.0.0.1:8080; :PORT is loopback, port 0 any "
+                "free port)")
+      ->envname("PFS_LISTEN");
+  s->add_option("--token-file", o->token_file,
+                "Require \"Authorization: Bearer TOKEN\" with the token in this file")
+      ->type_name("FILE");
+  s->add_option("--threads", o->threads, "Connections served at once (default 64)")
+      ->check(CLI::Range(2, 4096));
+  s->add_option("--max-upload", o->max_upload,
+                "Refuse request bodies larger than this (413), e.g. 10G; 0: no limit (default)")
+      ->type_name("SIZE");
+  s->add_flag("-q,--quiet", o->quiet, "No log line per request");
+  s->footer(footer({"pachctl serve", "pachctl --store /mnt/btrfs/store serve --listen :9000",
+                    "pachctl serve --listen 0.0.0.0:8080 --token-file /etc/pfs/token",
+                    "curl -XPOST 'http://127.0.0.1:8080/file/a.txt?branch=master' -T a.txt"},
+                   "0 stopped by SIGTERM or SIGINT after the requests in progress finished; "
+                   "2 bad option; 3 no store there; 6 the address is in use; 7 a privileged "
+                   "port."));
+  add_runner(s, [o, &ctx] { return run_serve(*o, ctx); });
+}
+
+}  // namespace pachctl
