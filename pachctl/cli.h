@@ -19,8 +19,10 @@
 namespace pachctl {
 
 struct Globals {
-  std::string store;  // --store / PFS_STORE
-  bool json = false;  // --json
+  std::string store;       // --store / PFS_STORE
+  std::string address;     // --address / PFS_ADDRESS: a server instead of a local store
+  std::string token_file;  // --token-file: the server's bearer token (else PFS_TOKEN)
+  bool json = false;       // --json
 };
 
 class Context {
@@ -37,6 +39,8 @@ class Context {
   int status() const { return status_; }
   // The store directory: --store, $PFS_STORE, or the default.
   std::string store_dir() const;
+  // The server's URL (--address or $PFS_ADDRESS), or "" for a local store.
+  std::string address() const;
   void print_json(const nlohmann::json& j) const;
 
  private:

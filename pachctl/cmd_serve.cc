@@ -65,6 +65,9 @@ bool parse_size(const std::string& s, std::uint64_t& out) {
 }
 
 int run_serve(const ServeOptions& o, Context& ctx) {
+  if (!ctx.address().empty())
+    return ctx.fail(pfs::ErrorCode::kInvalidArgument,
+                    "serve serves a local store (--store); drop --address and PFS_ADDRESS");
   pfs::ServerOptions opts;
   if (!parse_listen(o.listen, opts.host, opts.port))
     return ctx.fail(pfs::ErrorCode::kInvalidArgument,

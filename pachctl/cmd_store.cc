@@ -13,6 +13,9 @@ struct InitOptions {
 };
 
 int run_init(const InitOptions& o, Context& ctx) {
+  if (!ctx.address().empty())
+    return ctx.fail(pfs::ErrorCode::kInvalidArgument,
+                    "init makes a local store; run it on the server's machine (without --address)");
   pfs::InitOptions opts;
   if (o.backend == "btrfs")
     opts.backend = pfs::BackendKind::kBtrfs;

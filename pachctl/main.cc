@@ -1,11 +1,16 @@
 // pachctl: the command-line tool of pfs.
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 
 #include <fmt/core.h>
+#include <pfs/remote.h>
 
 #include "cli.h"
 
@@ -37,8 +42,86 @@ std::string Context::store_dir() const {
   return "pfs";
 }
 
+std::string Context::address() const {
+  if (!globals.address.empty()) return globals.address;
+  if (const char* a = std::getenv("PFS_ADDRESS"); a && *a) return a;
+  return "";
+}
+
+namespace {
+
+// A progress bar on stderr for long transfers, when it is a terminal:
+// "  312.0 MiB / 1.0 GiB  31%  154.2 MiB/s  ETA 0:04".
+class ProgressBar {
+ public:
+  void update(const pfs::Progress& p) {
+    auto now = std::chrono::steady_clock::now();
+    if (!started_) {
+      start_ = now;
+      started_ = true;
+    }
+    double secs = std::chrono::duration<double>(now - start_).count();
+    if (secs < 0.5) return;  // short transfers show nothing
+    double rate = static_cast<double>(p.done) / secs;
+    std::string line = fmt::format("  {} {}", p.upload ? "up" : "down", human_size(p.done));
+    if (p.total > 0) {
+      line += fmt::format(" / {}  {:3}%", human_size(p.total), p.done * 100 / p.total);
+    }
+    line += fmt::format("  {}/s", human_size(static_cast<std::uint64_t>(rate)));
+    if (p.total > p.done && rate > 0) {
+      auto eta = static_cast<std::uint64_t>(static_cast<double>(p.total - p.done) / rate);
+      line += fmt::format("  ETA {}:{:02}", eta / 60, eta % 60);
+    }
+    fmt::print(stderr, "\r{:<70}", line);
+    std::fflush(stderr);
+    shown_ = true;
+  }
+  ~ProgressBar() {
+    if (shown_) fmt::print(stderr, "\r{:<70}\r", "");
+  }
+
+ private:
+  bool started_ = false, shown_ = false;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace
+
 pfs::Client* Context::client() {
   if (client_) return client_.get();
+  if (std::string addr = address(); !addr.empty()) {
+    pfs::RemoteOptions opts;
+    if (!globals.token_file.empty()) {
+      std::ifstream in(globals.token_file);
+      if (!in) {
+        fail(pfs::ErrorCode::kNotFound, fmt::format("cannot read the token file {}", globals.token_file));
+        return nullptr;
+      }
+      std::getline(in, opts.token);
+      while (!opts.token.empty() && std::isspace(static_cast<unsigned char>(opts.token.back())))
+        opts.token.pop_back();
+    } else if (const char* t = std::getenv("PFS_TOKEN"); t && *t) {
+      opts.token = t;
+    }
+    if (::isatty(STDERR_FILENO)) {
+      auto bar = std::make_shared<std::unique_ptr<ProgressBar>>();
+      opts.progress = [bar](const pfs::Progress& p) {
+        if (p.finished) {
+          bar->reset();  // clears its line
+          return;
+        }
+        if (!*bar) *bar = std::make_unique<ProgressBar>();
+        (*bar)->update(p);
+      };
+    }
+    auto c = pfs::connect(addr, opts);
+    if (!c) {
+      fail(c.error());
+      return nullptr;
+    }
+    client_ = std::move(*c);
+    return client_.get();
+  }
   auto c = pfs::open_store(store_dir());
   if (!c) {
     fail(c.error());
@@ -154,6 +237,13 @@ int main(int argc, char** argv) {
                  "The store's directory (default: $PFS_STORE, else $XDG_DATA_HOME/pfs, else "
                  "~/.local/share/pfs)")
       ->type_name("DIR");
+  app.add_option("-a,--address", ctx.globals.address,
+                 "Work on the pfs server at this URL instead of a local store (default: "
+                 "$PFS_ADDRESS), e.g. http://127.0.0.1:8080")
+      ->type_name("URL");
+  app.add_option("--token-file", ctx.globals.token_file,
+                 "With --address: the server's bearer token is in this file (default: $PFS_TOKEN)")
+      ->type_name("FILE");
   app.add_flag("--json", ctx.globals.json, "Print results as JSON, for scripts");
 
   setup_store_commands(app, ctx);

@@ -14,12 +14,15 @@
 #include <httplib.h>
 
 #include <cctype>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <ctime>
 #include <deque>
 #include <mutex>
+#include <optional>
+#include <regex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -27,6 +30,7 @@
 #include "fail.h"
 #include "fsutil.h"
 #include "names.h"
+#include "store.h"
 
 namespace pfs {
 
@@ -260,12 +264,21 @@ class HttpServer final : public Server {
   int port() const override { return port_; }
 
   Result<void> run() override {
-    if (!svr_.listen_after_bind())
+    bool ok = stopping_ || svr_.listen_after_bind();
+    finished_ = true;
+    if (!ok)
       return Error{ErrorCode::kIo, fmt::format("the server on port {} stopped with an error", port_)};
     return {};
   }
 
-  void stop() override { svr_.stop(); }
+  void stop() override {
+    stopping_ = true;
+    // cpp-httplib's stop() does nothing before the server runs: wait for it
+    // (or for run() to have given up).
+    while (!svr_.is_running() && !finished_ && running_soon())
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    svr_.stop();
+  }
 
  private:
   using Handler = std::function<void(const Request&, Response&)>;
@@ -323,6 +336,24 @@ class HttpServer final : public Server {
                      {"code", "unauthorized"}});
       return httplib::Server::HandlerResponse::Handled;
     });
+    // A client that asks before sending a body (curl does for large ones)
+    // learns that an upload cannot succeed before it sends the bytes.
+    svr_.set_expect_100_continue_handler([this](const Request& req, Response& res) {
+      static const std::regex file_route(R"(/file/([\s\S]*))");
+      std::smatch m;
+      if ((req.method != "POST" && req.method != "PUT") || !std::regex_match(req.path, m, file_route))
+        return 100;
+      try {
+        PutOptions o;
+        o.append = flag(req, "append");
+        if (has(req, "offset")) o.offset = number(req, "offset");
+        precheck_put(write_branch(req), normalize_path(m[1].str()), o);
+      } catch (Fail& f) {
+        send_error(res, f.error);
+        return res.status;
+      }
+      return 100;
+    });
     svr_.set_error_handler([](const Request& req, Response& res) {
       if (!res.body.empty()) return;  // a handler's own error
       switch (res.status) {
@@ -371,24 +402,45 @@ class HttpServer final : public Server {
       if (is_glob(raw)) return get_glob(req, res, raw);
       std::string p = captured(req, false);
       std::shared_ptr<FileHandle> f = take(c.open_file(read_ref(req), p));
+      // ?offset=&length=: a slice, checked as a local read checks it (the
+      // remote client's ranges); the Range header works as well.
+      std::uint64_t size = f->info().size, start = 0, len = size;
+      if (has(req, "offset") || has(req, "length")) {
+        ReadRange r;
+        if (has(req, "offset")) r.offset = number(req, "offset");
+        if (has(req, "length")) r.length = number(req, "length");
+        len = check_read_range(size, r, p);
+        start = r.offset;
+      }
+      check_ranges(req, len);
       res.set_header("Accept-Ranges", "bytes");
       res.set_header("Last-Modified", http_date(f->info().mtime_ns));
+      res.set_header("X-Pfs-Size", std::to_string(size));
+      res.set_header("X-Pfs-Mtime-Ns", std::to_string(f->info().mtime_ns));
       res.set_content_provider(
-          f->info().size, "application/octet-stream",
-          [f](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-            std::vector<char> buf(std::min(length, kPiece));
-            auto n = f->read_at(offset, buf);
-            if (!n || *n == 0) return false;  // an error or a shrunk file: cut the response
+          len, "application/octet-stream",
+          [f, start](std::size_t offset, std::size_t length, httplib::DataSink& sink) noexcept {
+            thread_local std::vector<char> buf(kPiece);
+            auto n = f->read_at(start + offset, std::span<char>(buf.data(), std::min(length, kPiece)));
+            if (!n || *n == 0) return false;  // an error: cut the response (the client sees it short)
             return sink.write(buf.data(), *n);
           });
     }));
     auto put = [this, &c](const Request& req, Response& res, const httplib::ContentReader& body) {
-      std::string b = write_branch(req);
-      std::string p = captured(req, false);
+      std::string b, p;
       PutOptions o;
-      o.append = flag(req, "append");
-      if (has(req, "offset")) o.offset = number(req, "offset");
-      precheck_put(b, p, o);
+      try {
+        b = write_branch(req);
+        p = captured(req, false);
+        o.append = flag(req, "append");
+        if (has(req, "offset")) o.offset = number(req, "offset");
+        precheck_put(b, p, o);
+      } catch (...) {
+        // Read and drop the body: left unread, cpp-httplib would parse it
+        // as the next request on this connection.
+        if (has_body(req)) body([](const char*, std::size_t) { return true; });
+        throw;
+      }
       FileInfo info = take(with_body<FileInfo>(req, body, [&](Source& src) { return c.put_file(b, p, src, o); }));
       send_json(res, 200, json(info));
     };
@@ -501,6 +553,32 @@ class HttpServer final : public Server {
     return Ref::any(param(req, s.c_str()));
   }
 
+  // cpp-httplib 0.11 applies a Range header to a content provider without
+  // checking it against the length, and answers several ranges with broken
+  // parts. So: one range, within the file, or a 416 error; several ranges
+  // are ignored (the whole file, 200), as RFC 9110 allows.
+  static void check_ranges(const Request& req, std::uint64_t len) {
+    auto& ranges = const_cast<Request&>(req).ranges;  // ours to adjust before the response
+    if (ranges.empty()) return;
+    if (ranges.size() > 1) {
+      ranges.clear();
+      return;
+    }
+    auto [first, last] = ranges[0];
+    std::int64_t n = static_cast<std::int64_t>(len);
+    if (first < 0) {  // a suffix: the last `last` bytes
+      first = std::max<std::int64_t>(0, n - last);
+      last = n - 1;
+    } else if (last < 0 || last >= n) {
+      last = n - 1;
+    }
+    if (first >= n || first > last)
+      throw Fail{Error{ErrorCode::kInvalidArgument,
+                       fmt::format("range {}-{} is not within the file ({} bytes)", ranges[0].first,
+                                   ranges[0].second, len)}};
+    ranges[0] = {first, last};
+  }
+
   // Refuses an upload that cannot succeed before its body is read.
   void precheck_put(const std::string& branch, const std::string& path, const PutOptions& o) {
     if (o.append && o.offset)
@@ -525,10 +603,19 @@ class HttpServer final : public Server {
     return buf;
   }
 
+  // True for a short while after a stop() that came before run(): run()
+  // sees stopping_ and returns at once, so the wait must not last.
+  bool running_soon() {
+    if (!wait_start_) wait_start_ = std::chrono::steady_clock::now();
+    return std::chrono::steady_clock::now() - *wait_start_ < std::chrono::seconds(2);
+  }
+
   std::unique_ptr<Client> store_;
   ServerOptions opts_;
   httplib::Server svr_;
   int port_ = -1;
+  std::atomic<bool> stopping_{false}, finished_{false};
+  std::optional<std::chrono::steady_clock::time_point> wait_start_;
 };
 
 // `attachment; filename="<path>"` (RFC 6266), with the path quoted, plus its
@@ -565,8 +652,11 @@ void HttpServer::get_glob(const Request& req, Response& res, const std::string& 
   Client* c = store_.get();
   res.set_chunked_content_provider(
       "multipart/mixed; boundary=" + boundary,
-      [c, ref, files, boundary](std::size_t, httplib::DataSink& sink) {
-        std::vector<char> buf(kPiece);
+      [c, ref, files, boundary](std::size_t, httplib::DataSink& sink) noexcept {
+        // noexcept: an exception here would end the process (cpp-httplib
+        // calls providers outside its handler's try); it ends the response.
+        thread_local std::vector<char> buf(kPiece);
+        try {
         for (const auto& info : *files) {
           auto f = c->open_file(ref, info.path);
           if (!f) return false;  // gone since the listing: cut the response
@@ -588,6 +678,9 @@ void HttpServer::get_glob(const Request& req, Response& res, const std::string& 
         if (!sink.write(tail.data(), tail.size())) return false;
         sink.done();
         return true;
+        } catch (...) {
+          return false;
+        }
       });
 }
 

@@ -185,6 +185,18 @@ void copy_out(FileReader& in, std::uint64_t off, std::optional<std::uint64_t> le
   }
 }
 
+}  // namespace
+
+std::uint64_t check_read_range(std::uint64_t size, const ReadRange& range, const std::string& path) {
+  if (range.offset > size || (range.offset == size && size > 0 && range.length.value_or(1) > 0))
+    failf(ErrorCode::kInvalidArgument, "range starts at byte {} but \"{}\" has {} bytes",
+          range.offset, path, size);
+  std::uint64_t left = size - range.offset;
+  return range.length ? std::min(*range.length, left) : left;
+}
+
+namespace {
+
 // An open file: the backend's reader, which keeps the bytes it was opened on.
 class LocalFileHandle final : public FileHandle {
  public:
@@ -328,12 +340,8 @@ class LocalStore final : public Client {
       auto file = tree->open_file(p);
       FileInfo info = stat_in(*tree, p);
       std::uint64_t size = file->size();
-      if (range.offset > size || (range.offset == size && size > 0 && range.length.value_or(1) > 0))
-        failf(ErrorCode::kInvalidArgument, "range starts at byte {} but \"{}\" has {} bytes",
-              range.offset, p, size);
-      std::optional<std::uint64_t> len = range.length;
-      if (len && *len > size - range.offset) len = size - range.offset;
-      copy_out(*file, range.offset, len, sink);
+      std::uint64_t len = check_read_range(size, range, p);
+      copy_out(*file, range.offset, range.length ? std::optional(len) : std::nullopt, sink);
       return info;
     });
   }

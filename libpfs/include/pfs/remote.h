@@ -24,12 +24,13 @@ struct Progress {
   bool upload = false;
   std::uint64_t done = 0;
   std::uint64_t total = 0;
+  bool finished = false;  // the last call of a transfer (done or failed)
 };
 
 struct RemoteOptions {
   std::string token;  // sent as "Authorization: Bearer <token>" when not empty
   // Called now and then during file transfers (at most ~10 times a second),
-  // from the calling thread.
+  // from the calling thread, and once with `finished` at the end of each.
   std::function<void(const Progress&)> progress;
   long connect_timeout_ms = 10000;
 };

@@ -1,0 +1,565 @@
+// http_client.cc: pfs::connect(): the Client interface over the HTTP API
+// (docs/http.md), on libcurl. Every call is one request; errors come back as
+// the server's {"error", "code"} and become the same pfs::Error a local
+// store returns, so pachctl prints the same message and exits the same way.
+#include <pfs/json.h>
+#include <pfs/remote.h>
+
+#include <curl/curl.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "fail.h"
+#include "names.h"
+
+namespace pfs {
+namespace detail {
+namespace {
+
+using json = nlohmann::json;
+
+// Percent-encodes everything but unreserved characters (and '/' in paths).
+std::string encode(std::string_view s, bool keep_slash) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/'))
+      out += static_cast<char>(c);
+    else
+      out += fmt::format("%{:02X}", c);
+  }
+  return out;
+}
+
+// A query string built up one parameter at a time.
+class Query {
+ public:
+  Query& add(std::string_view key, std::string_view value) {
+    out_ += out_.empty() ? '?' : '&';
+    out_ += encode(key, false);
+    out_ += '=';
+    out_ += encode(value, false);
+    return *this;
+  }
+  Query& ref(const Ref& r, std::string_view prefix = "") {
+    switch (r.kind) {
+      case Ref::Kind::kBranch:
+        return add(std::string(prefix) + "branch", r.name);
+      case Ref::Kind::kCommit:
+        return add(std::string(prefix) + "commit", r.name);
+      case Ref::Kind::kAuto:
+        return add(prefix.empty() ? "ref" : prefix.substr(0, prefix.size() - 1), r.name);
+    }
+    return *this;
+  }
+  const std::string& str() const { return out_; }
+
+ private:
+  std::string out_;
+};
+
+struct CurlGlobal {
+  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+};
+
+// One request's state, shared with libcurl's callbacks.
+struct Call {
+  Source* upload = nullptr;       // the body, read as libcurl asks
+  std::optional<Error> upload_error;
+  Sink* download = nullptr;       // where a 2xx body goes (else into `body`)
+  std::optional<Error> download_error;
+  std::string body;               // a non-file response body
+  long status = 0;
+  CURL* curl = nullptr;
+  std::vector<std::pair<std::string, std::string>> headers;
+  const std::function<void(const Progress&)>* progress = nullptr;
+  std::chrono::steady_clock::time_point last_progress{};
+};
+
+std::size_t on_read(char* buf, std::size_t size, std::size_t n, void* p) {
+  auto* call = static_cast<Call*>(p);
+  auto r = call->upload->read(std::span<char>(buf, size * n));
+  if (!r) {
+    call->upload_error = r.error();
+    return CURL_READFUNC_ABORT;
+  }
+  return *r;
+}
+
+std::size_t on_write(char* data, std::size_t size, std::size_t n, void* p) {
+  auto* call = static_cast<Call*>(p);
+  std::size_t len = size * n;
+  if (call->status == 0) curl_easy_getinfo(call->curl, CURLINFO_RESPONSE_CODE, &call->status);
+  if (call->download && call->status >= 200 && call->status < 300) {
+    auto r = call->download->write(std::span<const char>(data, len));
+    if (!r) {
+      call->download_error = r.error();
+      return 0;  // aborts the transfer
+    }
+    return len;
+  }
+  call->body.append(data, len);
+  return len;
+}
+
+std::size_t on_header(char* data, std::size_t size, std::size_t n, void* p) {
+  auto* call = static_cast<Call*>(p);
+  std::string_view line(data, size * n);
+  auto colon = line.find(':');
+  if (colon != std::string_view::npos) {
+    std::string key(line.substr(0, colon));
+    for (auto& ch : key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    std::string_view v = line.substr(colon + 1);
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.remove_suffix(1);
+    call->headers.emplace_back(std::move(key), std::string(v));
+  }
+  return size * n;
+}
+
+int on_progress(void* p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+  auto* call = static_cast<Call*>(p);
+  if (!call->progress || !*call->progress) return 0;
+  auto now = std::chrono::steady_clock::now();
+  if (now - call->last_progress < std::chrono::milliseconds(100)) return 0;
+  call->last_progress = now;
+  Progress pr;
+  pr.upload = call->upload != nullptr;
+  pr.done = static_cast<std::uint64_t>(pr.upload ? ulnow : dlnow);
+  pr.total = static_cast<std::uint64_t>(pr.upload ? ultotal : dltotal);
+  (*call->progress)(pr);
+  return 0;
+}
+
+class RemoteClient;
+
+// A file on the server: each read is a request for that byte range.
+class RemoteFile final : public FileHandle {
+ public:
+  RemoteFile(RemoteClient& c, Ref ref, std::string path, FileInfo info)
+      : c_(c), ref_(std::move(ref)), path_(std::move(path)), info_(std::move(info)) {}
+  const FileInfo& info() const override { return info_; }
+  Result<std::size_t> read_at(std::uint64_t offset, std::span<char> buf) override;
+
+ private:
+  RemoteClient& c_;
+  Ref ref_;
+  std::string path_;
+  FileInfo info_;
+};
+
+class RemoteClient final : public Client {
+ public:
+  RemoteClient(std::string base, RemoteOptions opts) : base_(std::move(base)), opts_(std::move(opts)) {}
+  ~RemoteClient() override {
+    for (CURL* h : idle_) curl_easy_cleanup(h);
+  }
+
+  // ---- the request machinery
+
+  struct Req {
+    Req(std::string m, std::string t) : method(std::move(m)), target(std::move(t)) {}
+    std::string method;
+    std::string target;  // path and query, already encoded
+    Source* upload = nullptr;
+    std::optional<std::uint64_t> upload_size;
+    Sink* download = nullptr;
+    bool progress = false;
+  };
+  struct Resp {
+    long status = 0;
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string header(std::string_view key) const {
+      for (const auto& [k, v] : headers)
+        if (k == key) return v;
+      return {};
+    }
+  };
+
+  // Sends a request; a non-2xx answer becomes its pfs::Error (thrown).
+  Resp send(const Req& rq, const std::vector<long>& also_ok = {}) {
+    CURL* h = take_handle();
+    struct Back {
+      RemoteClient* c;
+      CURL* h;
+      ~Back() { c->give_back(h); }
+    } back{this, h};
+    Call call;
+    call.curl = h;
+    call.upload = rq.upload;
+    call.download = rq.download;
+    if (rq.progress) call.progress = &opts_.progress;
+    std::string url = base_ + rq.target;
+    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq.method == "GET" ? nullptr : rq.method.c_str());
+    curl_easy_setopt(h, CURLOPT_NOBODY, rq.method == "HEAD" ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &call);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &call);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, opts_.connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &call);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, rq.progress && opts_.progress ? 0L : 1L);
+    struct curl_slist* hdrs = nullptr;
+    if (!opts_.token.empty()) hdrs = curl_slist_append(hdrs, ("Authorization: Bearer " + opts_.token).c_str());
+    if (rq.upload) {
+      curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+      curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+      curl_easy_setopt(h, CURLOPT_READDATA, &call);
+      if (rq.upload_size)
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(*rq.upload_size));
+      else
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(-1));
+    } else {
+      curl_easy_setopt(h, CURLOPT_UPLOAD, 0L);
+      if (rq.method == "POST") {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+      } else {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, rq.method == "GET" ? 1L : 0L);
+        if (rq.method != "GET") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq.method.c_str());
+      }
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    CURLcode rc = curl_easy_perform(h);
+    if (call.progress && *call.progress) {
+      Progress end;
+      end.upload = rq.upload != nullptr;
+      end.finished = true;
+      (*call.progress)(end);
+    }
+    curl_slist_free_all(hdrs);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
+    if (call.upload_error) throw Fail{*call.upload_error};
+    if (call.download_error) throw Fail{*call.download_error};
+    if (rc != CURLE_OK)
+      failf(ErrorCode::kIo, "the request to {} failed: {}", base_, curl_easy_strerror(rc));
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &call.status);
+    Resp r{call.status, std::move(call.body), std::move(call.headers)};
+    bool ok = r.status >= 200 && r.status < 300;
+    for (long s : also_ok) ok = ok || r.status == s;
+    if (!ok) throw Fail{error_of(r)};
+    return r;
+  }
+
+  Error error_of(const Resp& r) {
+    Error e{ErrorCode::kIo, fmt::format("the server answered HTTP {}", r.status)};
+    auto j = json::parse(r.body, nullptr, false);
+    if (j.is_object() && j.contains("error") && j["error"].is_string()) {
+      e.message = j["error"].get<std::string>();
+      std::string code = j.value("code", "");
+      if (auto c = code_from_name(code)) {
+        e.code = *c;
+      } else if (r.status == 401 || code == "unauthorized") {
+        e.code = ErrorCode::kPermissionDenied;
+      } else if (r.status == 413) {
+        e.code = ErrorCode::kInvalidArgument;
+      }
+    } else if (r.status == 401) {
+      e.code = ErrorCode::kPermissionDenied;
+      e.message = "the server needs a token (--token-file or PFS_TOKEN)";
+    }
+    return e;
+  }
+
+  json get_json(const std::string& target) { return parse(send({"GET", target}).body); }
+  json post_json(const std::string& target) { return parse(send({"POST", target}).body); }
+  json parse(const std::string& body) {
+    auto j = json::parse(body, nullptr, false);
+    if (j.is_discarded())
+      failf(ErrorCode::kIo, "the server at {} sent a malformed answer (not JSON)", base_);
+    return j;
+  }
+  template <class T>
+  static T as(const json& j) {
+    try {
+      return j.get<T>();
+    } catch (const json::exception& e) {
+      failf(ErrorCode::kIo, "the server sent an unexpected answer: {}", e.what());
+    }
+  }
+
+  static std::string file_target(std::string_view route, std::string_view path) {
+    return std::string(route) + encode(path, true);
+  }
+
+  // ---- Client
+
+  Result<StoreInfo> info() override {
+    return guard([&] { return as<StoreInfo>(get_json("/info")); });
+  }
+
+  Result<FileInfo> put_file(std::string_view branch, std::string_view path, Source& src,
+                            const PutOptions& opts) override {
+    return guard([&] {
+      Query q;
+      q.add("branch", branch);
+      if (opts.append) q.add("append", "true");
+      if (opts.offset) q.add("offset", std::to_string(*opts.offset));
+      Req rq{"POST", file_target("/file/", path) + q.str()};
+      rq.upload = &src;
+      rq.progress = true;
+      struct stat st {};
+      if (src.fd() >= 0 && ::fstat(src.fd(), &st) == 0 && S_ISREG(st.st_mode)) {
+        off_t pos = ::lseek(src.fd(), 0, SEEK_CUR);
+        if (pos >= 0 && pos <= st.st_size) rq.upload_size = static_cast<std::uint64_t>(st.st_size - pos);
+      }
+      return as<FileInfo>(parse(send(rq).body));
+    });
+  }
+
+  Result<PutDirResult> put_dir(std::string_view, std::string_view, const std::filesystem::path&) override {
+    return Error{ErrorCode::kUnsupported, "put-file -r is not supported against a server yet"};
+  }
+  Result<PutDirResult> put_files(std::string_view, std::string_view, FileBatch&) override {
+    return Error{ErrorCode::kUnsupported, "writing a batch of files is not supported against a server yet"};
+  }
+
+  Result<std::unique_ptr<FileHandle>> open_file(const Ref& ref, std::string_view path) override {
+    return guard([&]() -> std::unique_ptr<FileHandle> {
+      FileInfo info = stat(ref, path);
+      if (info.type == FileInfo::Type::kDirectory)
+        failf(ErrorCode::kInvalidArgument, "\"{}\" is a directory (list it with list-file)", info.path);
+      return std::make_unique<RemoteFile>(*this, ref, std::string(path), std::move(info));
+    });
+  }
+
+  // Reads [offset, offset+length) of a file into `sink`.
+  FileInfo fetch(const Ref& ref, std::string_view path, Sink& sink, const ReadRange& range,
+                 bool progress) {
+    Query q;
+    q.ref(ref);
+    if (range.offset > 0 || range.length) q.add("offset", std::to_string(range.offset));
+    if (range.length) q.add("length", std::to_string(*range.length));
+    Req rq{"GET", file_target("/file/", path) + q.str()};
+    rq.download = &sink;
+    rq.progress = progress;
+    Resp r = send(rq);
+    FileInfo info;
+    info.path = normalize_path(path);  // as the server has checked it
+    info.type = FileInfo::Type::kFile;
+    std::string size = r.header("x-pfs-size"), mtime = r.header("x-pfs-mtime-ns");
+    try {
+      info.size = size.empty() ? 0 : std::stoull(size);
+      info.mtime_ns = mtime.empty() ? 0 : std::stoll(mtime);
+    } catch (const std::exception&) {
+      failf(ErrorCode::kIo, "the server sent a malformed X-Pfs-Size or X-Pfs-Mtime-Ns header");
+    }
+    return info;
+  }
+
+  Result<FileInfo> get_file(const Ref& ref, std::string_view path, Sink& sink,
+                            const ReadRange& range) override {
+    return guard([&] { return fetch(ref, path, sink, range, true); });
+  }
+
+  Result<TreeStats> get_dir(const Ref&, std::string_view, const std::filesystem::path&) override {
+    return Error{ErrorCode::kUnsupported, "get-file -r is not supported against a server yet"};
+  }
+
+  FileInfo stat(const Ref& ref, std::string_view path) {
+    Query q;
+    q.ref(ref);
+    return as<FileInfo>(get_json(file_target("/stat/", path) + q.str()));
+  }
+
+  Result<FileInfo> stat_file(const Ref& ref, std::string_view path) override {
+    return guard([&] { return stat(ref, path); });
+  }
+
+  Result<TreeStats> delete_file(std::string_view branch, std::string_view path) override {
+    return guard([&] {
+      Query q;
+      q.add("branch", branch);
+      return as<TreeStats>(parse(send({"DELETE", file_target("/file/", path) + q.str()}).body));
+    });
+  }
+
+  Result<std::vector<FileInfo>> list_files(const Ref& ref, std::string_view dir_or_glob,
+                                           const ListOptions& opts) override {
+    return guard([&] {
+      Query q;
+      q.ref(ref);
+      if (opts.recursive) q.add("recursive", "true");
+      return as<std::vector<FileInfo>>(get_json(file_target("/list/", dir_or_glob) + q.str()));
+    });
+  }
+
+  Result<CommitInfo> commit(std::string_view branch, std::string_view message) override {
+    return guard([&] {
+      Query q;
+      q.add("branch", branch);
+      if (!message.empty()) q.add("message", message);
+      return as<CommitInfo>(post_json("/commit" + q.str()));
+    });
+  }
+
+  Result<std::vector<CommitInfo>> list_commits(const LogOptions& opts) override {
+    return guard([&] {
+      Query q;
+      if (opts.all) q.add("all", "true");
+      else q.add("branch", opts.branch);
+      if (opts.limit) q.add("limit", std::to_string(*opts.limit));
+      return as<std::vector<CommitInfo>>(get_json("/commit" + q.str()));
+    });
+  }
+
+  Result<CommitInfo> inspect_commit(std::string_view commit) override {
+    return guard([&] { return as<CommitInfo>(get_json("/commit/" + named(commit, "commit"))); });
+  }
+
+  Result<void> delete_commit(std::string_view commit) override {
+    return guard([&] { send({"DELETE", "/commit/" + named(commit, "commit")}); });
+  }
+
+  Result<BranchInfo> create_branch(std::string_view name, std::string_view from_commit) override {
+    return guard([&] {
+      Query q;
+      q.add("branch", name);
+      if (!from_commit.empty()) q.add("commit", from_commit);
+      return as<BranchInfo>(post_json("/branch" + q.str()));
+    });
+  }
+
+  Result<std::vector<BranchInfo>> list_branches() override {
+    return guard([&] { return as<std::vector<BranchInfo>>(get_json("/branch")); });
+  }
+
+  Result<BranchInfo> inspect_branch(std::string_view name) override {
+    return guard([&] { return as<BranchInfo>(get_json("/branch/" + named(name, "branch"))); });
+  }
+
+  Result<void> delete_branch(std::string_view name) override {
+    return guard([&] { send({"DELETE", "/branch/" + named(name, "branch")}); });
+  }
+
+  Result<std::vector<DiffEntry>> diff(const Ref& from, const Ref& to) override {
+    return guard([&] {
+      Query q;
+      q.ref(from, "from_").ref(to, "to_");
+      return as<std::vector<DiffEntry>>(get_json("/diff" + q.str()));
+    });
+  }
+
+  Result<CommitInfo> revert(std::string_view branch, std::string_view commit,
+                            const RevertOptions& opts) override {
+    return guard([&] {
+      Query q;
+      q.add("branch", branch).add("commit", commit);
+      if (opts.force) q.add("force", "true");
+      if (!opts.message.empty()) q.add("message", opts.message);
+      return as<CommitInfo>(post_json("/revert" + q.str()));
+    });
+  }
+
+  Result<MergeResult> merge(std::string_view into, std::string_view from,
+                            const MergeOptions& opts) override {
+    return guard([&] {
+      Query q;
+      q.add("into", into).add("from", from);
+      switch (opts.on_conflict) {
+        case MergeOptions::Strategy::kFail: break;
+        case MergeOptions::Strategy::kOurs: q.add("on_conflict", "ours"); break;
+        case MergeOptions::Strategy::kTheirs: q.add("on_conflict", "theirs"); break;
+      }
+      if (!opts.message.empty()) q.add("message", opts.message);
+      Resp r = send({"POST", "/merge" + q.str()}, {409});
+      json j = parse(r.body);
+      if (r.status == 409 && !j.contains("conflicts")) throw Fail{error_of(r)};
+      return as<MergeResult>(j);
+    });
+  }
+
+  Result<FsckReport> fsck(bool repair) override {
+    return guard([&] {
+      return as<FsckReport>(repair ? post_json("/fsck?repair=true") : get_json("/fsck"));
+    });
+  }
+
+  Result<GcReport> gc() override {
+    return guard([&] { return as<GcReport>(post_json("/gc")); });
+  }
+
+  // A name in a route's last segment: never empty (that would be another
+  // route), encoded.
+  static std::string named(std::string_view name, std::string_view what) {
+    if (name.empty()) failf(ErrorCode::kInvalidArgument, "the {} name is empty", what);
+    return encode(name, false);
+  }
+
+ private:
+  CURL* take_handle() {
+    {
+      std::lock_guard lk(mu_);
+      if (!idle_.empty()) {
+        CURL* h = idle_.back();
+        idle_.pop_back();
+        return h;
+      }
+    }
+    static CurlGlobal global;
+    CURL* h = curl_easy_init();
+    if (!h) fail(ErrorCode::kInternal, "curl_easy_init failed");
+    return h;
+  }
+  void give_back(CURL* h) {
+    std::lock_guard lk(mu_);
+    idle_.push_back(h);  // keeps its connection for the next request
+  }
+
+  std::string base_;
+  RemoteOptions opts_;
+  std::mutex mu_;
+  std::vector<CURL*> idle_;
+};
+
+Result<std::size_t> RemoteFile::read_at(std::uint64_t offset, std::span<char> buf) {
+  return guard([&]() -> std::size_t {
+    if (offset >= info_.size || buf.empty()) return 0;
+    std::string out;
+    auto sink = Sink::to_string(&out);
+    ReadRange r;
+    r.offset = offset;
+    r.length = std::min<std::uint64_t>(buf.size(), info_.size - offset);
+    c_.fetch(ref_, path_, *sink, r, false);
+    std::size_t n = std::min(out.size(), buf.size());
+    std::memcpy(buf.data(), out.data(), n);
+    return n;
+  });
+}
+
+}  // namespace
+}  // namespace detail
+
+Result<std::unique_ptr<Client>> connect(std::string_view url, const RemoteOptions& options) {
+  std::string base(url);
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  if (base.rfind("http://", 0) != 0 && base.rfind("https://", 0) != 0)
+    return Error{ErrorCode::kInvalidArgument,
+                 fmt::format("server address \"{}\" is not an http:// or https:// URL "
+                             "(e.g. http://127.0.0.1:8080)",
+                             url)};
+  auto c = std::make_unique<detail::RemoteClient>(base, options);
+  auto ok = detail::guard([&] { c->send({"GET", "/health"}); });
+  if (!ok) {
+    Error e = std::move(ok).error();
+    if (e.code == ErrorCode::kIo)
+      e.message = fmt::format("cannot reach a pfs server at {}: {} (is pachctl serve running?)", base,
+                              e.message);
+    return e;
+  }
+  return std::unique_ptr<Client>(std::move(c));
+}
+
+}  // namespace pfs
