@@ -5,6 +5,7 @@ set -eu -o pipefail
 PACKAGES=(
   g++ meson ninja-build pkg-config          # toolchain
   libcli11-dev libcurl4-openssl-dev nlohmann-json3-dev libbtrfsutil-dev libssl-dev libfmt-dev doctest-dev
+  libcpp-httplib-dev libarchive-dev           # HTTP server; tar streams of directories
   btrfs-progs                               # mkfs.btrfs for the test file system
   jq                                        # the end-to-end tests read --json output with it
   git                                       # the benchmark compares against git

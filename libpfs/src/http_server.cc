@@ -30,7 +30,9 @@
 #include "fail.h"
 #include "fsutil.h"
 #include "names.h"
+#include "pipe.h"
 #include "store.h"
+#include "tar.h"
 
 namespace pfs {
 
@@ -65,7 +67,6 @@ using httplib::Request;
 using httplib::Response;
 
 constexpr std::size_t kPiece = 256 * 1024;      // read and write granularity
-constexpr std::size_t kPipeBytes = 4 * kPiece;  // queued upload bytes at most
 
 void send_json(Response& res, int status, const json& j) {
   res.status = status;
@@ -132,65 +133,6 @@ std::string captured(const Request& req, bool allow_root) {
 
 // ---- uploads
 
-// The bytes of a request body on their way from the connection's thread
-// (push) to put_file on another (pull, as a Source). Bounded: the pusher
-// waits while kPipeBytes are queued.
-class BodyPipe final : public Source {
- public:
-  // Connection side. False when the reader gave up (put_file failed).
-  bool push(const char* data, std::size_t n) {
-    std::unique_lock lk(mu_);
-    cv_.wait(lk, [&] { return queued_ < kPipeBytes || closed_; });
-    if (closed_) return false;
-    q_.emplace_back(data, n);
-    queued_ += n;
-    cv_.notify_all();
-    return true;
-  }
-  // The body is complete (ok) or broken off.
-  void finish(bool ok) {
-    std::lock_guard lk(mu_);
-    done_ = true;
-    broken_ = !ok;
-    cv_.notify_all();
-  }
-
-  // put_file side.
-  Result<std::size_t> read(std::span<char> buf) override {
-    std::unique_lock lk(mu_);
-    cv_.wait(lk, [&] { return !q_.empty() || done_; });
-    if (q_.empty()) {
-      if (broken_)
-        return Error{ErrorCode::kIo, "the upload was cut off before its end; nothing was written"};
-      return std::size_t{0};
-    }
-    std::string& front = q_.front();
-    std::size_t n = std::min(buf.size(), front.size() - off_);
-    std::memcpy(buf.data(), front.data() + off_, n);
-    off_ += n;
-    queued_ -= n;
-    if (off_ == front.size()) {
-      q_.pop_front();
-      off_ = 0;
-    }
-    cv_.notify_all();
-    return n;
-  }
-  // The reader is done (or failed): pushes fail from now on.
-  void close() {
-    std::lock_guard lk(mu_);
-    closed_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::string> q_;
-  std::size_t off_ = 0, queued_ = 0;
-  bool done_ = false, broken_ = false, closed_ = false;
-};
-
 // Whether the request has a body. cpp-httplib reads a body without a
 // length until the connection closes, which for `curl -XPOST URL` (no body,
 // no Content-Length, a kept-alive connection) would hang: such a request
@@ -210,7 +152,7 @@ Result<T> with_body(const Request& req, const httplib::ContentReader& body,
     auto empty = Source::from_string("");
     return consume(*empty);
   }
-  BodyPipe pipe;
+  BytePipe pipe;
   std::optional<Result<T>> out;
   std::thread worker([&] {
     out.emplace(consume(pipe));
@@ -227,6 +169,32 @@ Result<T> with_body(const Request& req, const httplib::ContentReader& body,
     return Error{ErrorCode::kIo, "the upload was cut off before its end; nothing was written"};
   return std::move(*out);
 }
+
+// The regular files of a tar stream, as a FileBatch; other entries are
+// listed in `skipped`, directories are implied by the files' paths.
+class TarBatch final : public FileBatch {
+ public:
+  TarBatch(TarReader& tar, std::vector<std::string>& skipped) : tar_(tar), skipped_(skipped) {}
+  Result<Source*> next(std::string& path) override {
+    return guard([&]() -> Source* {
+      TarReader::Entry e;
+      while (tar_.next(e)) {
+        std::string p = e.path;
+        while (p.rfind("./", 0) == 0) p.erase(0, 2);
+        if (e.type == TarReader::Entry::Type::kFile) {
+          path = p;
+          return &tar_.data();
+        }
+        if (e.type == TarReader::Entry::Type::kOther) skipped_.push_back(p);
+      }
+      return nullptr;
+    });
+  }
+
+ private:
+  TarReader& tar_;
+  std::vector<std::string>& skipped_;
+};
 
 // ---- the server
 
@@ -464,6 +432,34 @@ class HttpServer final : public Server {
     svr_.Get(R"(/list/([\s\S]*))", list);
     svr_.Get("/list", list);
 
+    // A directory as a tar stream, in and out.
+    auto put_dir = [this, &c](const Request& req, Response& res, const httplib::ContentReader& body) {
+      std::string b, p;
+      try {
+        b = write_branch(req);
+        p = captured(req, true);
+        take(c.inspect_branch(b));
+      } catch (...) {
+        if (has_body(req)) body([](const char*, std::size_t) { return true; });
+        throw;
+      }
+      std::vector<std::string> skipped;
+      PutDirResult r = take(with_body<PutDirResult>(req, body, [&](Source& src) {
+        return guard([&] {
+          TarReader tar(src);
+          TarBatch batch(tar, skipped);
+          return take(c.put_files(b, p, batch));
+        });
+      }));
+      r.skipped.insert(r.skipped.end(), skipped.begin(), skipped.end());
+      send_json(res, 200, json(r));
+    };
+    svr_.Post(R"(/dir/([\s\S]*))", hr(put_dir));
+    svr_.Post("/dir", hr(put_dir));
+    auto archive = h([this](const Request& req, Response& res) { get_archive(req, res); });
+    svr_.Get(R"(/archive/([\s\S]*))", archive);
+    svr_.Get("/archive", archive);
+
     // ---- commits
     post("/commit", ([&c](const Request& req, Response& res) {
       send_json(res, 200, json(take(c.commit(write_branch(req), param(req, "message")))));
@@ -593,6 +589,7 @@ class HttpServer final : public Server {
   }
 
   void get_glob(const Request& req, Response& res, const std::string& pattern);
+  void get_archive(const Request& req, Response& res);
 
   static std::string http_date(std::int64_t ns) {
     std::time_t t = static_cast<std::time_t>(ns / 1000000000);
@@ -641,13 +638,74 @@ std::string disposition(const std::string& path) {
   return out;
 }
 
-// Every file a glob matches, each as a part of a multipart/mixed body.
+// Streams `entries` (files and directories of `ref`) as a tar, with paths
+// relative to `base`; false when the client went away or a file failed.
+bool write_tar(Client& c, const Ref& ref, const std::vector<FileInfo>& entries,
+               const std::string& base, httplib::DataSink& sink) noexcept {
+  try {
+    TarWriter tar([&](const char* p, std::size_t n) { return sink.write(p, n); });
+    thread_local std::vector<char> buf(kPiece);
+    for (const auto& e : entries) {
+      std::string name = base.empty() ? e.path : e.path.substr(base.size() + 1);
+      if (e.type == FileInfo::Type::kDirectory) {
+        tar.add_dir(name, e.mtime_ns);
+        continue;
+      }
+      auto f = c.open_file(ref, e.path);
+      if (!f) return false;  // gone since the listing: cut the response
+      std::uint64_t size = (*f)->info().size, off = 0;
+      tar.begin_file(name, size, (*f)->info().mtime_ns);
+      while (off < size) {
+        auto n = (*f)->read_at(off, std::span<char>(buf.data(), buf.size()));
+        if (!n || *n == 0) return false;
+        tar.data(buf.data(), *n);
+        off += *n;
+      }
+    }
+    tar.finish();
+    sink.done();
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+// GET /archive/<dir>: everything below a directory, as a tar stream.
+void HttpServer::get_archive(const Request& req, Response& res) {
+  Ref ref = read_ref(req);
+  std::string p = captured(req, true);
+  FileInfo info = take(store_->stat_file(ref, p));
+  if (info.type != FileInfo::Type::kDirectory)
+    failf(ErrorCode::kInvalidArgument, "\"{}\" is a file; copy a file without -r", p);
+  ListOptions o;
+  o.recursive = true;
+  auto entries = std::make_shared<std::vector<FileInfo>>(take(store_->list_files(ref, p, o)));
+  Client* c = store_.get();
+  res.set_chunked_content_provider("application/x-tar", [c, ref, entries, p](std::size_t, httplib::DataSink& sink) {
+    return write_tar(*c, ref, *entries, p, sink);
+  });
+}
+
+// Every file a glob matches, each as a part of a multipart/mixed body (or
+// of a tar stream).
 void HttpServer::get_glob(const Request& req, Response& res, const std::string& pattern) {
   Ref ref = read_ref(req);
   std::vector<FileInfo> all = take(store_->list_files(ref, pattern, {}));
   auto files = std::make_shared<std::vector<FileInfo>>();
   for (auto& f : all)
     if (f.type == FileInfo::Type::kFile) files->push_back(std::move(f));
+  std::string format = param(req, "format");
+  if (format.empty() && req.get_header_value("Accept").find("application/x-tar") != std::string::npos)
+    format = "tar";
+  if (format == "tar") {
+    Client* c = store_.get();
+    res.set_chunked_content_provider("application/x-tar", [c, ref, files](std::size_t, httplib::DataSink& sink) {
+      return write_tar(*c, ref, *files, "", sink);
+    });
+    return;
+  }
+  if (!format.empty() && format != "multipart")
+    failf(ErrorCode::kInvalidArgument, "format={}: use multipart (the default) or tar", format);
   std::string boundary = "pfs-" + random_hex(24);
   Client* c = store_.get();
   res.set_chunked_content_provider(

@@ -8,6 +8,7 @@
 #include <pfs/client.h>
 
 #include "backend.h"
+#include "fsutil.h"
 
 namespace pfs::detail {
 
@@ -17,6 +18,17 @@ inline constexpr const char* kStoreFile = "pfs-store.json";
 // The bytes a read of `range` in a file of `size` bytes gets; throws
 // kInvalidArgument when the range starts past the end.
 std::uint64_t check_read_range(std::uint64_t size, const ReadRange& range, const std::string& path);
+
+// The local directory of a put_dir, opened (kInvalidArgument when a file).
+UniqueFd open_input_dir(const std::filesystem::path& local_dir);
+// The local directory of a get_dir: made (with its parents) or opened;
+// kInvalidArgument when it is a file or not empty.
+UniqueFd open_output_dir(const std::filesystem::path& local_dir);
+// The regular files below a local directory (dirfd is `rel` in it), as
+// paths relative to it, checked as paths below `dest` in a tree; entries
+// that are neither files nor directories go to `skipped`.
+void walk_local_dir(int dirfd, const std::string& rel, const std::string& dest,
+                    std::vector<std::string>& files, std::vector<std::string>& skipped);
 
 // Opens the store at dir (the Backend is chosen by its pfs-store.json).
 std::unique_ptr<Client> open_local_store(const std::filesystem::path& dir);

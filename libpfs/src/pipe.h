@@ -1,0 +1,78 @@
+// pipe.h: a bounded byte queue between two threads, read as a Source.
+#pragma once
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <string>
+
+#include <pfs/io.h>
+
+namespace pfs::detail {
+
+// Bytes on their way from a thread that is handed them (push: an HTTP
+// library's callback) to one that reads them as a Source (pull: put_file, a
+// tar reader). Bounded: the pusher waits while kBytes are queued, so memory
+// stays small whatever the stream's size.
+class BytePipe final : public Source {
+ public:
+  static constexpr std::size_t kBytes = 1 << 20;
+
+  // Pushing side. False when the reader gave up (closed the pipe).
+  bool push(const char* data, std::size_t n) {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return queued_ < kBytes || closed_; });
+    if (closed_) return false;
+    q_.emplace_back(data, n);
+    queued_ += n;
+    cv_.notify_all();
+    return true;
+  }
+  // The stream is complete (ok) or broken off (`why` says how).
+  void finish(bool ok, std::string why = "the upload was cut off before its end; nothing was written") {
+    std::lock_guard lk(mu_);
+    done_ = true;
+    broken_ = !ok;
+    why_ = std::move(why);
+    cv_.notify_all();
+  }
+
+  // Reading side.
+  Result<std::size_t> read(std::span<char> buf) override {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return !q_.empty() || done_; });
+    if (q_.empty()) {
+      if (broken_) return Error{ErrorCode::kIo, why_};
+      return std::size_t{0};
+    }
+    std::string& front = q_.front();
+    std::size_t n = std::min(buf.size(), front.size() - off_);
+    std::memcpy(buf.data(), front.data() + off_, n);
+    off_ += n;
+    queued_ -= n;
+    if (off_ == front.size()) {
+      q_.pop_front();
+      off_ = 0;
+    }
+    cv_.notify_all();
+    return n;
+  }
+  // The reader is done (or failed): pushes fail from now on.
+  void close() {
+    std::lock_guard lk(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> q_;
+  std::size_t off_ = 0, queued_ = 0;
+  bool done_ = false, broken_ = false, closed_ = false;
+  std::string why_;
+};
+
+}  // namespace pfs::detail
