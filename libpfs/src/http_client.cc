@@ -294,6 +294,8 @@ class RemoteClient final : public Client {
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &call);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, opts_.connect_timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    // Send "a/../b" as it is, for the server to refuse, rather than as "b".
+    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, &call);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, rq.progress && opts_.progress ? 0L : 1L);

@@ -145,9 +145,21 @@ bool has_body(const Request& req) {
 // Runs `consume(pipe)` on a thread while the request body streams into the
 // pipe; returns consume's result. When consume fails early, the rest of the
 // body is read and dropped so that the client gets the error, not a reset.
+// Thrown for an upload larger than ServerOptions::max_upload: a 413.
+struct TooLarge {
+  std::uint64_t max;
+};
+void send_too_large(Response& res, std::uint64_t max) {
+  send_json(res, 413,
+            json{{"error", fmt::format("the request body is larger than this server accepts ({} "
+                                       "bytes; pachctl serve --max-upload)",
+                                       max)},
+                 {"code", "too_large"}});
+}
+
 template <class T>
-Result<T> with_body(const Request& req, const httplib::ContentReader& body,
-                    std::function<Result<T>(Source&)> consume) {
+Result<T> with_body(const Request& req, Response& res, const httplib::ContentReader& body,
+                    std::uint64_t max, std::function<Result<T>(Source&)> consume) {
   if (!has_body(req)) {
     auto empty = Source::from_string("");
     return consume(*empty);
@@ -158,13 +170,22 @@ Result<T> with_body(const Request& req, const httplib::ContentReader& body,
     out.emplace(consume(pipe));
     pipe.close();
   });
-  bool reader_gone = false;
+  bool reader_gone = false, over = false;
+  std::uint64_t total = 0;
   bool complete = body([&](const char* data, std::size_t n) {
+    total += n;
+    if (max > 0 && total > max) {  // cpp-httplib checks only a declared length
+      over = true;
+      return false;
+    }
     if (!reader_gone && !pipe.push(data, n)) reader_gone = true;
     return true;  // keep reading: drop what the failed reader no longer wants
   });
   pipe.finish(complete);
   worker.join();
+  // Over the limit: counted here (a chunked body), or refused by cpp-httplib
+  // from its declared length (it then sets 413 and reads nothing).
+  if (over || (!complete && res.status == 413)) throw TooLarge{max};
   if (!complete && out->ok())  // cannot happen: the pipe reports the break
     return Error{ErrorCode::kIo, "the upload was cut off before its end; nothing was written"};
   return std::move(*out);
@@ -260,6 +281,8 @@ class HttpServer final : public Server {
       fn();
     } catch (Fail& f) {
       send_error(res, f.error);
+    } catch (const TooLarge& t) {
+      send_too_large(res, t.max);
     } catch (const std::exception& e) {
       send_error(res, ErrorCode::kInternal, std::string("internal error: ") + e.what());
     }
@@ -380,7 +403,7 @@ class HttpServer final : public Server {
         len = check_read_range(size, r, p);
         start = r.offset;
       }
-      check_ranges(req, len);
+      if (!check_ranges(req, res, len)) return;
       res.set_header("Accept-Ranges", "bytes");
       res.set_header("Last-Modified", http_date(f->info().mtime_ns));
       res.set_header("X-Pfs-Size", std::to_string(size));
@@ -409,7 +432,7 @@ class HttpServer final : public Server {
         if (has_body(req)) body([](const char*, std::size_t) { return true; });
         throw;
       }
-      FileInfo info = take(with_body<FileInfo>(req, body, [&](Source& src) { return c.put_file(b, p, src, o); }));
+      FileInfo info = take(with_body<FileInfo>(req, res, body, opts_.max_upload, [&](Source& src) { return c.put_file(b, p, src, o); }));
       send_json(res, 200, json(info));
     };
     svr_.Post(file, hr(put));
@@ -444,7 +467,7 @@ class HttpServer final : public Server {
         throw;
       }
       std::vector<std::string> skipped;
-      PutDirResult r = take(with_body<PutDirResult>(req, body, [&](Source& src) {
+      PutDirResult r = take(with_body<PutDirResult>(req, res, body, opts_.max_upload, [&](Source& src) {
         return guard([&] {
           TarReader tar(src);
           TarBatch batch(tar, skipped);
@@ -553,12 +576,12 @@ class HttpServer final : public Server {
   // checking it against the length, and answers several ranges with broken
   // parts. So: one range, within the file, or a 416 error; several ranges
   // are ignored (the whole file, 200), as RFC 9110 allows.
-  static void check_ranges(const Request& req, std::uint64_t len) {
+  static bool check_ranges(const Request& req, Response& res, std::uint64_t len) {
     auto& ranges = const_cast<Request&>(req).ranges;  // ours to adjust before the response
-    if (ranges.empty()) return;
+    if (ranges.empty()) return true;
     if (ranges.size() > 1) {
       ranges.clear();
-      return;
+      return true;
     }
     auto [first, last] = ranges[0];
     std::int64_t n = static_cast<std::int64_t>(len);
@@ -568,11 +591,16 @@ class HttpServer final : public Server {
     } else if (last < 0 || last >= n) {
       last = n - 1;
     }
-    if (first >= n || first > last)
-      throw Fail{Error{ErrorCode::kInvalidArgument,
-                       fmt::format("range {}-{} is not within the file ({} bytes)", ranges[0].first,
-                                   ranges[0].second, len)}};
+    if (first >= n || first > last) {
+      std::string what = fmt::format("range {}-{} is not within the file ({} bytes)",
+                                     ranges[0].first, ranges[0].second, len);
+      ranges.clear();
+      res.set_header("Content-Range", fmt::format("bytes */{}", len));
+      send_json(res, 416, json{{"error", what}, {"code", "invalid_argument"}});
+      return false;
+    }
     ranges[0] = {first, last};
+    return true;
   }
 
   // Refuses an upload that cannot succeed before its body is read.

@@ -27,6 +27,56 @@ CHECKS=0
 
 pachctl() { "$PACHCTL" "$@"; }
 
+# PFS_TEST_REMOTE=1: the same tests against servers. Every command but init
+# (and those on a directory that holds no store) goes through
+# `pachctl --address` to a `pachctl serve` of the store it names, started on
+# first use on a free loopback port and stopped at exit; outputs and exit
+# statuses must be the same as locally.
+if [ "${PFS_TEST_REMOTE:-}" = 1 ]; then
+  # Commands often run in $(...) subshells, so the servers are registered in
+  # files: $LOCAL/servers/<n>.store, .url and .pid.
+  mkdir -p "$LOCAL/servers"
+  stop_servers() {
+    local f pid
+    for f in "$LOCAL"/servers/*.pid; do
+      [ -e "$f" ] || continue
+      pid=$(cat "$f")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    done
+  }
+  cleanup() { stop_servers; rm -rf "$LOCAL"; }
+  # server_for STORE: sets URL to a server of STORE, starting one if needed.
+  server_for() {
+    local store=$1 f n log i
+    for f in "$LOCAL"/servers/*.store; do
+      [ -e "$f" ] || continue
+      if [ "$(cat "$f")" = "$store" ]; then URL=$(cat "${f%.store}.url"); return; fi
+    done
+    n=$(mktemp -u "$LOCAL/servers/XXXXXX")
+    log=$n.log
+    # Its own session, and no pipe of a $(...) held open.
+    setsid "$PACHCTL" --store "$store" serve --listen 127.0.0.1:0 -q </dev/null >/dev/null 2>"$log" &
+    echo $! > "$n.pid"
+    for i in $(seq 200); do
+      URL=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$log" || true)
+      [ -n "$URL" ] && break
+      sleep 0.05
+    done
+    [ -n "$URL" ] || return 1  # a store that cannot be opened: the caller runs locally
+    echo "$URL" > "$n.url"
+    echo "$store" > "$n.store"
+  }
+  pachctl() {
+    local store=${PFS_STORE:-} args=("$@")
+    if [ "${1:-}" = --store ] || [ "${1:-}" = -s ]; then store=$2; args=("${@:3}"); fi
+    case "${args[0]:-}" in init|serve|help|--version|"") "$PACHCTL" "$@"; return ;; esac
+    if [ ! -e "$store/pfs-store.json" ]; then "$PACHCTL" "$@"; return; fi
+    if ! server_for "$store"; then "$PACHCTL" "$@"; return; fi
+    "$PACHCTL" --address "$URL" "${args[@]}"
+  }
+fi
+
 fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
 ok() { CHECKS=$((CHECKS + 1)); }
 
