@@ -202,6 +202,8 @@ curl -s -XPOST $H/file/slow -T "$LOCAL/slow" >/dev/null
 curl -s --limit-rate 1M $H/file/slow -o "$LOCAL/slow.back" &
 CPID=$!
 sleep 1
+# A long transfer holds only its own connection's thread.
+expect_eq "small requests during a long download" "ok" "$(curl -s -m 10 $H/health | jq -r .status)"
 kill -TERM "$SPID"
 wait "$CPID" && ok || fail "download during SIGTERM failed"
 cmp -s "$LOCAL/slow" "$LOCAL/slow.back" && ok || fail "download during SIGTERM: bytes differ"

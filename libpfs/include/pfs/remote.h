@@ -30,7 +30,8 @@ struct Progress {
 struct RemoteOptions {
   std::string token;  // sent as "Authorization: Bearer <token>" when not empty
   // Called now and then during file transfers (at most ~10 times a second),
-  // from the calling thread, and once with `finished` at the end of each.
+  // from the thread that runs the transfer (get_dir's runs on a thread of
+  // its own), and once with `finished` at the end of each.
   std::function<void(const Progress&)> progress;
   long connect_timeout_ms = 10000;
 };
