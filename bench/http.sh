@@ -81,6 +81,7 @@ head -c 1G /dev/urandom > "$shm/upload"
 # ---- nginx: as its package ships, plus WebDAV PUT for the upload
 NPORT=$(free_port)
 cat > "$W/nginx.conf" <<EOF
+user root;
 worker_processes auto;
 pid $W/nginx.pid;
 error_log $W/nginx-logs/error.log;

@@ -10,7 +10,11 @@ namespace {
 
 class FdFileReader final : public FileReader {
  public:
-  explicit FdFileReader(UniqueFd fd) : fd_(std::move(fd)) {
+  FdFileReader(UniqueFd fd, std::optional<std::uint64_t> size) : fd_(std::move(fd)) {
+    if (size) {
+      size_ = *size;
+      return;
+    }
     struct stat st {};
     if (::fstat(fd_.get(), &st) != 0) fail_errno(errno, "stat file");
     size_ = static_cast<std::uint64_t>(st.st_size);
@@ -32,8 +36,8 @@ class FdFileReader final : public FileReader {
 
 }  // namespace
 
-std::unique_ptr<FileReader> file_reader(UniqueFd fd) {
-  return std::make_unique<FdFileReader>(std::move(fd));
+std::unique_ptr<FileReader> file_reader(UniqueFd fd, std::optional<std::uint64_t> size) {
+  return std::make_unique<FdFileReader>(std::move(fd), size);
 }
 
 TreeStats count_tree(TreeReader& tree, const std::string& dir) {

@@ -43,10 +43,14 @@ class FileReader {
   // The file as one plain file descriptor (for reflink, sendfile and
   // copy_file_range), or -1 when its bytes are spread over several objects.
   virtual int fd() const = 0;
+  // The file's modification time, set by the backend that opened it (so
+  // that a reader need not stat the path again).
+  std::int64_t mtime_ns = 0;
 };
 
-// A FileReader over one plain file.
-std::unique_ptr<FileReader> file_reader(UniqueFd fd);
+// A FileReader over one plain file (of `size` bytes, when the caller has
+// just stat'ed it; else it is stat'ed).
+std::unique_ptr<FileReader> file_reader(UniqueFd fd, std::optional<std::uint64_t> size = {});
 
 // Read access to one tree. Safe to use while the tree is being written.
 class TreeReader {

@@ -141,7 +141,9 @@ class BtrfsTree final : public TreeReader {
             path, what_);
     if (!S_ISREG(st.st_mode))
       failf(ErrorCode::kInvalidArgument, "\"{}\" in {} is not a regular file", path, what_);
-    return file_reader(std::move(fd));
+    auto r = file_reader(std::move(fd), static_cast<std::uint64_t>(st.st_size));
+    r->mtime_ns = pfs::detail::mtime_ns(st);
+    return r;
   }
 
   int root() const { return root_.get(); }

@@ -737,8 +737,13 @@ class PTree final : public TreeReader {
       failf(ErrorCode::kInvalidArgument, "\"{}\" in {} is a directory (list it with list-file)",
             path, what_);
     std::string what = fmt::format("\"{}\" in {}", path, what_);
-    if (e->type == 'f') return file_reader(objects_.open(e->hash, what));
-    return std::make_unique<ChunkedReader>(objects_, objects_.chunks(e->hash, what), what);
+    std::unique_ptr<FileReader> r;
+    if (e->type == 'f')
+      r = file_reader(objects_.open(e->hash, what));
+    else
+      r = std::make_unique<ChunkedReader>(objects_, objects_.chunks(e->hash, what), what);
+    r->mtime_ns = e->mtime_ns;
+    return r;
   }
 
   // ---- entries

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <set>
 #include <unordered_set>
 
@@ -372,8 +373,11 @@ class LocalStore final : public Client {
       std::string p = normalize_path(path);
       auto tree = open_ref(ref);
       auto reader = tree->open_file(p);
-      FileInfo info = stat_in(*tree, p);
-      info.size = reader->size();  // what was opened, should the file have changed since
+      FileInfo info;  // of what was opened, should the path have changed since
+      info.path = p;
+      info.type = FileInfo::Type::kFile;
+      info.size = reader->size();
+      info.mtime_ns = reader->mtime_ns;
       return std::make_unique<LocalFileHandle>(std::move(info), std::move(reader));
     });
   }
@@ -803,12 +807,49 @@ class LocalStore final : public Client {
   }
 
   BranchState read_state(const std::string& b) {
-    auto text = read_small_file(branches_.get(), b + ".json");
-    if (!text)
+    auto st = read_state_if_exists(b);
+    if (!st)
       failf(ErrorCode::kNotFound,
             "branch \"{}\" not found (list branches with: pachctl list-branch)", b);
+    return std::move(*st);
+  }
+
+  // A branch's state file is read again only when it changed: it is always
+  // replaced by a rename (a new inode), so its inode, size and times tell --
+  // unless it changed within the file system's timestamp granularity and
+  // got a freed inode number back (ext4 reuses them). So, as git does for
+  // its index, a file younger than a second is always read.
+  // This is on the path of every read a server answers.
+  std::optional<BranchState> read_state_if_exists(const std::string& b) {
+    std::string file = b + ".json";
+    auto st = stat_at(branches_.get(), file);
+    if (!st) return std::nullopt;
+    StateKey key{st->st_ino, st->st_size, mtime_ns(*st),
+                 st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec};
+    {
+      std::lock_guard lk(state_cache_mu_);
+      auto it = state_cache_.find(b);
+      if (it != state_cache_.end() && it->second.first == key &&
+          now_ns() - std::max(key.mtime, key.ctime) > 1000000000LL)
+        return it->second.second;
+    }
+    auto text = read_small_file(branches_.get(), file);
+    if (!text) return std::nullopt;
+    BranchState parsed = parse_state(b, *text);
+    // Cache only what was read from the file that was stat'ed.
+    auto again = stat_at(branches_.get(), file);
+    if (again && again->st_ino == st->st_ino && again->st_size == st->st_size &&
+        mtime_ns(*again) == key.mtime) {
+      std::lock_guard lk(state_cache_mu_);
+      if (state_cache_.size() > 1024) state_cache_.clear();
+      state_cache_[b] = {key, parsed};
+    }
+    return parsed;
+  }
+
+  BranchState parse_state(const std::string& b, const std::string& text) {
     try {
-      json j = json::parse(*text);
+      json j = json::parse(text);
       BranchState s;
       s.info = j.get<BranchInfo>();
       if (j.contains("pending_op") && !j["pending_op"].is_null()) s.pending_op = j["pending_op"];
@@ -982,15 +1023,17 @@ class LocalStore final : public Client {
   std::string resolve_commit(std::string_view s) {
     std::string name(s);
     if (name.empty()) fail(ErrorCode::kInvalidArgument, "no commit given");
-    if (is_commit_id(name) && read_small_file(commits_.get(), name + ".json")) return name;
+    if (is_commit_id(name) && stat_at(commits_.get(), name + ".json")) return name;
     bool branch_like = true;
     try {
       check_branch_name(name);
     } catch (const Fail&) {
       branch_like = false;
     }
-    if (branch_like && read_small_file(branches_.get(), name + ".json")) {
-      auto head = read_state(name).info.head;
+    std::optional<BranchState> state;
+    if (branch_like) state = read_state_if_exists(name);
+    if (state) {
+      auto head = state->info.head;
       if (head.empty())
         failf(ErrorCode::kNotFound,
               "branch \"{}\" has no commits yet (commit with: pachctl commit -b {})", name, name);
@@ -1324,6 +1367,14 @@ class LocalStore final : public Client {
     return r;
   }
 
+  struct StateKey {
+    ino_t ino;
+    off_t size;
+    std::int64_t mtime, ctime;
+    bool operator==(const StateKey&) const = default;
+  };
+  std::mutex state_cache_mu_;
+  std::map<std::string, std::pair<StateKey, BranchState>> state_cache_;
   std::filesystem::path path_;
   UniqueFd root_, meta_, commits_, branches_, locks_;
   std::unique_ptr<Backend> backend_;
