@@ -61,7 +61,7 @@ class ProgressBar {
       started_ = true;
     }
     double secs = std::chrono::duration<double>(now - start_).count();
-    if (secs < 0.5) return;  // short transfers show nothing
+    if (secs < 0.5 && p.total < (64u << 20)) return;  // short transfers show nothing
     double rate = static_cast<double>(p.done) / secs;
     std::string line = fmt::format("  {} {}", p.upload ? "up" : "down", human_size(p.done));
     if (p.total > 0) {

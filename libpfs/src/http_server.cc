@@ -22,7 +22,6 @@
 #include <deque>
 #include <mutex>
 #include <optional>
-#include <regex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -230,7 +229,7 @@ class HttpServer final : public Server {
     return guard([&] {
       std::size_t threads = std::max<std::size_t>(opts_.threads, 2);
       svr_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-      svr_.set_keep_alive_max_count(1000);
+      svr_.set_keep_alive_max_count(100000);  // clients that keep a connection keep it
       svr_.set_keep_alive_timeout(5);
       svr_.set_read_timeout(60);
       svr_.set_write_timeout(60);
@@ -330,15 +329,13 @@ class HttpServer final : public Server {
     // A client that asks before sending a body (curl does for large ones)
     // learns that an upload cannot succeed before it sends the bytes.
     svr_.set_expect_100_continue_handler([this](const Request& req, Response& res) {
-      static const std::regex file_route(R"(/file/([\s\S]*))");
-      std::smatch m;
-      if ((req.method != "POST" && req.method != "PUT") || !std::regex_match(req.path, m, file_route))
-        return 100;
+      constexpr std::string_view route = "/file/";
+      if ((req.method != "POST" && req.method != "PUT") || req.path.rfind(route, 0) != 0) return 100;
       try {
         PutOptions o;
         o.append = flag(req, "append");
         if (has(req, "offset")) o.offset = number(req, "offset");
-        precheck_put(write_branch(req), normalize_path(m[1].str()), o);
+        precheck_put(write_branch(req), normalize_path(req.path.substr(route.size())), o);
       } catch (Fail& f) {
         send_error(res, f.error);
         return res.status;

@@ -19,15 +19,21 @@ namespace pfs::detail {
 class BytePipe final : public Source {
  public:
   static constexpr std::size_t kBytes = 1 << 20;
+  static constexpr std::size_t kBlock = 256 * 1024;
 
   // Pushing side. False when the reader gave up (closed the pipe).
   bool push(const char* data, std::size_t n) {
     std::unique_lock lk(mu_);
     cv_.wait(lk, [&] { return queued_ < kBytes || closed_; });
     if (closed_) return false;
-    q_.emplace_back(data, n);
+    // Small pieces (an HTTP library hands over a few KiB at a time) are
+    // gathered into blocks: fewer allocations and wake-ups.
+    if (!q_.empty() && q_.back().size() + n <= kBlock && (q_.size() > 1 || off_ == 0))
+      q_.back().append(data, n);
+    else
+      q_.emplace_back(data, n);
     queued_ += n;
-    cv_.notify_all();
+    if (reader_waiting_) cv_.notify_all();
     return true;
   }
   // The stream is complete (ok) or broken off (`why` says how).
@@ -42,7 +48,9 @@ class BytePipe final : public Source {
   // Reading side.
   Result<std::size_t> read(std::span<char> buf) override {
     std::unique_lock lk(mu_);
+    reader_waiting_ = true;
     cv_.wait(lk, [&] { return !q_.empty() || done_; });
+    reader_waiting_ = false;
     if (q_.empty()) {
       if (broken_) return Error{ErrorCode::kIo, why_};
       return std::size_t{0};
@@ -71,7 +79,7 @@ class BytePipe final : public Source {
   std::condition_variable cv_;
   std::deque<std::string> q_;
   std::size_t off_ = 0, queued_ = 0;
-  bool done_ = false, broken_ = false, closed_ = false;
+  bool done_ = false, broken_ = false, closed_ = false, reader_waiting_ = false;
   std::string why_;
 };
 

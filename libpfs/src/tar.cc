@@ -27,7 +27,12 @@ TarWriter::TarWriter(Out out) : out_(std::move(out)), a_(archive_write_new()) {
   archive_write_set_format_pax_restricted(a_);
   archive_write_set_bytes_per_block(a_, 0);
   archive_write_set_bytes_in_last_block(a_, 1);
-  check(archive_write_open(a_, &out_, nullptr, write_cb, nullptr), "open");
+  try {
+    check(archive_write_open(a_, &out_, nullptr, write_cb, nullptr), "open");
+  } catch (...) {  // no destructor runs for a constructor that throws
+    archive_write_free(a_);
+    throw;
+  }
 }
 
 TarWriter::~TarWriter() {
@@ -97,7 +102,14 @@ la_ssize_t read_cb(struct archive* a, void* self, const void** buf) { return tar
 TarReader::TarReader(Source& in) : in_(in), a_(archive_read_new()) {
   if (!a_) fail(ErrorCode::kInternal, "archive_read_new failed");
   archive_read_support_format_tar(a_);  // tar only: no other format, no compression
-  if (archive_read_open(a_, this, nullptr, read_cb, nullptr) != ARCHIVE_OK) fail_archive("open");
+  if (archive_read_open(a_, this, nullptr, read_cb, nullptr) != ARCHIVE_OK) {
+    try {
+      fail_archive("open");
+    } catch (...) {  // no destructor runs for a constructor that throws
+      archive_read_free(a_);
+      throw;
+    }
+  }
 }
 
 TarReader::~TarReader() { archive_read_free(a_); }

@@ -17,7 +17,8 @@ C1=$(pachctl commit)
 snapshot() { pachctl list-file -R --json; pachctl list-branch --json; pachctl log --all --json; }
 BEFORE=$(snapshot)
 
-for bad in "" "/abs" "../up" "a/../../x" "a//b" "./a" ".pfs-staging/x" $'new\nline'; do
+for bad in "" "/abs" "../up" "a/../../x" "a//b" "./a" ".pfs-staging/x" $'new\nline' \
+    $'bad\xffutf8' $'\xc0\xae\xc0\xae/overlong'; do
   expect_status 2 pachctl put-file "$bad" /etc/hostname
   expect_status 2 pachctl get-file "$bad"
   expect_status 2 pachctl delete-file "$bad"

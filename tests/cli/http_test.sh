@@ -189,8 +189,15 @@ curl -sf -XPOST $H/file/big -T "$LOCAL/big" >/dev/null && ok || fail "2 GiB uplo
 curl -sf $H/file/big -o "$LOCAL/big.back" && ok || fail "2 GiB download"
 cmp -s "$LOCAL/big" "$LOCAL/big.back" && ok || fail "2 GiB: bytes differ"
 rm -f "$LOCAL/big.back"
-pachctl --address "$H" get-file -o "$LOCAL/big.back" big && ok || fail "2 GiB: remote get-file"
+pachctl --address "$H" get-file -o "$LOCAL/big.back" big 2>"$LOCAL/bar.none" && ok || fail "2 GiB: remote get-file"
 cmp -s "$LOCAL/big" "$LOCAL/big.back" && ok || fail "2 GiB via pachctl: bytes differ"
+expect_eq "no progress bar when stderr is not a terminal" "" "$(cat "$LOCAL/bar.none")"
+# On a terminal (script(1) gives it one), the same download draws a bar.
+rm -f "$LOCAL/big.back"
+script -qfec "$PACHCTL --address $H get-file -o $LOCAL/big.back big" /dev/null > "$LOCAL/bar.tty" \
+  && ok || fail "2 GiB: remote get-file on a terminal"
+expect_contains "progress bar: rate" "/s" "$(tr '\r' '\n' < "$LOCAL/bar.tty")"
+expect_contains "progress bar: total" "/ 2.0 GiB" "$(tr '\r' '\n' < "$LOCAL/bar.tty")"
 rm -f "$LOCAL/big" "$LOCAL/big.back"
 
 # ---- one log line per request ---------------------------------------------------------

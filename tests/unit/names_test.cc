@@ -118,3 +118,16 @@ TEST_CASE("Result carries a value or an error") {
   REQUIRE_FALSE(r);
   CHECK(r.error().code == ErrorCode::kConflict);
 }
+
+TEST_CASE("valid_utf8 refuses what could fool a path check") {
+  CHECK(valid_utf8("plain/ascii.txt"));
+  CHECK(valid_utf8("caf\xc3\xa9/\xe6\x97\xa5\xe6\x9c\xac/\xf0\x9f\x98\x80"));  // é, 日本, 😀
+  CHECK_FALSE(valid_utf8("\xc0\xae"));              // overlong '.'
+  CHECK_FALSE(valid_utf8("\xe0\x80\xaf"));          // overlong '/'
+  CHECK_FALSE(valid_utf8("\xed\xa0\x80"));          // a surrogate
+  CHECK_FALSE(valid_utf8("\xf4\x90\x80\x80"));      // beyond U+10FFFF
+  CHECK_FALSE(valid_utf8("\xff"));                  // never valid
+  CHECK_FALSE(valid_utf8("ab\xc3"));                // truncated
+  CHECK_FALSE(valid_utf8("\x80"));                  // a lone continuation byte
+  CHECK(code_of([] { normalize_path("\xc0\xae\xc0\xae/x"); }) == ErrorCode::kInvalidArgument);
+}
