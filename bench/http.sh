@@ -132,7 +132,9 @@ echo "    nginx: ${ng[*]} req/s;  pfs: ${pf[*]} req/s"
 echo
 echo "(b) 1 GiB GET to /dev/null (warm cache), median of $REPS"
 get_mibs() { curl -s -o /dev/null -w '%{speed_download}' "$1" | awk '{printf "%.0f", $1/1048576}'; }
-curl -s -o /dev/null "$NGX/big"; curl -s -o /dev/null "$PFS/file/big"   # warm both
+# Warm both, by the URLs measured: a commit's file is another inode than
+# the branch's (a btrfs snapshot), with a page cache of its own.
+curl -s -o /dev/null "$NGX/big"; curl -s -o /dev/null "$PFS/file/big?commit=master"
 ng=() pf=()
 for _ in $(seq "$REPS"); do
   ng+=("$(get_mibs "$NGX/big")")
