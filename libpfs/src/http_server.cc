@@ -374,8 +374,8 @@ class HttpServer final : public Server {
                       .count();
         std::string bytes = res.has_header("Content-Length") ? res.get_header_value("Content-Length")
                                                              : std::to_string(res.body.size());
-        opts_.log(fmt::format("{} {} {} {} {} {:.1f}ms", req.remote_addr, req.method, req.target,
-                              res.status, bytes, ms));
+        opts_.log(fmt::format("{} {} {} {} {} {} {:.1f}ms", format_time_utc(now_ns()), req.remote_addr,
+                              req.method, req.target, res.status, bytes, ms));
       });
     }
 

@@ -24,8 +24,8 @@ struct ServerOptions {
   std::size_t threads = 64;
   // Largest accepted request body in bytes (413 above it); 0: no limit.
   std::uint64_t max_upload = 0;
-  // One line per request (method, path, status, bytes, duration, client);
-  // none when empty.
+  // One line per request (UTC time, client, method, target, status, bytes,
+  // duration); none when empty.
   std::function<void(std::string_view line)> log;
 };
 
