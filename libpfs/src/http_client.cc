@@ -538,7 +538,7 @@ class RemoteClient final : public Client {
           pipe.finish(true);
         } catch (Fail& f) {
           fetch_error = f.error;
-          pipe.finish(false, f.error.message);
+          pipe.finish(false, f.error.message, f.error.code);
         }
       });
       TreeStats copied;

@@ -186,7 +186,8 @@ Result<T> with_body(const Request& req, Response& res, const httplib::ContentRea
   // from its declared length (it then sets 413 and reads nothing).
   if (over || (!complete && res.status == 413)) throw TooLarge{max};
   if (!complete && out->ok())  // cannot happen: the pipe reports the break
-    return Error{ErrorCode::kIo, "the upload was cut off before its end; nothing was written"};
+    return Error{ErrorCode::kInvalidArgument,
+                 "the upload was cut off before its end; nothing was written"};
   return std::move(*out);
 }
 

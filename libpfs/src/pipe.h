@@ -37,11 +37,13 @@ class BytePipe final : public Source {
     return true;
   }
   // The stream is complete (ok) or broken off (`why` says how).
-  void finish(bool ok, std::string why = "the upload was cut off before its end; nothing was written") {
+  void finish(bool ok, std::string why = "the upload was cut off before its end; nothing was written",
+              ErrorCode code = ErrorCode::kInvalidArgument) {
     std::lock_guard lk(mu_);
     done_ = true;
     broken_ = !ok;
     why_ = std::move(why);
+    code_ = code;
     cv_.notify_all();
   }
 
@@ -52,7 +54,7 @@ class BytePipe final : public Source {
     cv_.wait(lk, [&] { return !q_.empty() || done_; });
     reader_waiting_ = false;
     if (q_.empty()) {
-      if (broken_) return Error{ErrorCode::kIo, why_};
+      if (broken_) return Error{code_, why_};
       return std::size_t{0};
     }
     std::string& front = q_.front();
@@ -81,6 +83,7 @@ class BytePipe final : public Source {
   std::size_t off_ = 0, queued_ = 0;
   bool done_ = false, broken_ = false, closed_ = false, reader_waiting_ = false;
   std::string why_;
+  ErrorCode code_ = ErrorCode::kInvalidArgument;
 };
 
 }  // namespace pfs::detail
