@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # demo.sh: installs what is needed, builds pfs, and walks through its main
-# job: version a data set, branch it, change it, diff, merge, and recover
-# from a mistake -- with pachctl, on a store.
+# job: version a data set, branch it, change it, diff, merge, recover from
+# a mistake, and serve it over HTTP -- with pachctl and curl, on a store.
 #
 # It runs on the store pachctl uses by default -- $PFS_STORE when set, else
 # ~/.local/share/pfs -- as whoever runs it, root or not: on btrfs the store
@@ -62,6 +62,27 @@ pachctl list-file -b "$MAIN" -R sales
 pachctl get-file -b "$MAIN" sales/2026-01.csv
 pachctl log -b "$MAIN" -n 3
 
-echo "== 5. Check the store" >&2
+echo "== 5. The same store over HTTP" >&2
+echo "\$ pachctl serve --listen 127.0.0.1:0 &" >&2
+"$PACHCTL" serve --listen 127.0.0.1:0 -q 2>"$DATA/serve.log" &
+SERVER=$!
+trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$DATA"' EXIT
+URL=
+for _ in $(seq 100); do
+  URL=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$DATA/serve.log" || true)
+  [ -n "$URL" ] && break
+  sleep 0.05
+done
+[ -n "$URL" ] || { cat "$DATA/serve.log" >&2; exit 1; }
+echo "\$ curl $URL/file/sales/2026-01.csv?branch=$MAIN" >&2
+curl -s "$URL/file/sales/2026-01.csv?branch=$MAIN"
+echo "\$ curl -XPOST $URL/file/sales/2026-04.csv?branch=$MAIN -T -" >&2
+printf 'region,amount\nnorth,7\nsouth,9\n' | curl -s -XPOST "$URL/file/sales/2026-04.csv?branch=$MAIN" -T - >/dev/null
+pachctl --address "$URL" commit -b "$MAIN" -m "April, over HTTP"
+pachctl --address "$URL" list-file -b "$MAIN" sales
+kill "$SERVER"
+wait "$SERVER" || true
+
+echo "== 6. Check the store" >&2
 pachctl fsck
 pachctl status

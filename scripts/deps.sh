@@ -8,6 +8,7 @@ PACKAGES=(
   libcpp-httplib-dev libarchive-dev           # HTTP server; tar streams of directories
   btrfs-progs                               # mkfs.btrfs for the test file system
   jq                                        # the end-to-end tests read --json output with it
+  curl                                      # the HTTP tests and the demo drive the server with it
   git                                       # the benchmark compares against git
   util-linux                                # losetup, mount, setpriv
   e2fsprogs                                 # mkfs.ext4: the portable backend is tested on ext4
