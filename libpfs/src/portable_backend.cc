@@ -189,29 +189,44 @@ std::uint64_t name_hash(std::string_view name) {
   failf(ErrorCode::kCorruption, "object {} is corrupt ({}); run pachctl fsck", hash, why);
 }
 
+// Reads the fields of a manifest's or an index's lines, from `pos` on; any
+// malformation is corruption of object `hash`, told by the two messages.
+struct Fields {
+  const std::string& hash;
+  std::string_view text;
+  std::size_t pos;
+  std::string_view truncated, bad_number;
+
+  // The text up to the next `end`, which is passed.
+  std::string_view field(char end) {
+    std::size_t e = text.find(end, pos);
+    if (e == std::string_view::npos) corrupt(hash, truncated);
+    std::string_view f = text.substr(pos, e - pos);
+    pos = e + 1;
+    return f;
+  }
+  // A decimal number of at most 20 digits.
+  std::uint64_t number(std::string_view f) const {
+    if (f.empty() || f.size() > 20) corrupt(hash, bad_number);
+    std::uint64_t v = 0;
+    for (char c : f) {
+      if (c < '0' || c > '9') corrupt(hash, bad_number);
+      v = v * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return v;
+  }
+};
+
 // Parses a manifest; rejects anything a correct pfs would not have written.
 Manifest parse_manifest(const std::string& hash, std::string_view text) {
   std::string_view magic = kTreeMagic;
   if (text.substr(0, magic.size()) != magic) corrupt(hash, "not a directory manifest");
-  std::size_t pos = magic.size();
+  Fields in{hash, text, magic.size(), "truncated entry", "bad number"};
+  std::size_t& pos = in.pos;
   Manifest m;
   const std::string* prev = nullptr;
-  auto field = [&](char end) {
-    std::size_t e = text.find(end, pos);
-    if (e == std::string_view::npos) corrupt(hash, "truncated entry");
-    std::string_view f = text.substr(pos, e - pos);
-    pos = e + 1;
-    return f;
-  };
-  auto number = [&](std::string_view f) -> std::uint64_t {
-    if (f.empty() || f.size() > 20) corrupt(hash, "bad number");
-    std::uint64_t v = 0;
-    for (char c : f) {
-      if (c < '0' || c > '9') corrupt(hash, "bad number");
-      v = v * 10 + static_cast<std::uint64_t>(c - '0');
-    }
-    return v;
-  };
+  auto field = [&](char end) { return in.field(end); };
+  auto number = [&](std::string_view f) { return in.number(f); };
   while (pos < text.size()) {
     PEntry e;
     std::string_view type = field(' ');
@@ -271,23 +286,10 @@ bool ends_page(const std::string& name, std::size_t entries) {
 // Parses a directory index (the text after its magic line).
 std::vector<PageRef> parse_index(const std::string& hash, std::string_view text) {
   std::vector<PageRef> out;
-  std::size_t pos = 0;
-  auto field = [&](char end) {
-    std::size_t e = text.find(end, pos);
-    if (e == std::string_view::npos) corrupt(hash, "truncated page entry");
-    std::string_view f = text.substr(pos, e - pos);
-    pos = e + 1;
-    return f;
-  };
-  auto number = [&](std::string_view f) -> std::uint64_t {
-    if (f.empty() || f.size() > 20) corrupt(hash, "bad number in page entry");
-    std::uint64_t v = 0;
-    for (char c : f) {
-      if (c < '0' || c > '9') corrupt(hash, "bad number in page entry");
-      v = v * 10 + static_cast<std::uint64_t>(c - '0');
-    }
-    return v;
-  };
+  Fields in{hash, text, 0, "truncated page entry", "bad number in page entry"};
+  std::size_t& pos = in.pos;
+  auto field = [&](char end) { return in.field(end); };
+  auto number = [&](std::string_view f) { return in.number(f); };
   while (pos < text.size()) {
     PageRef r;
     r.hash = std::string(field(' '));
