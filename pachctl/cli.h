@@ -64,6 +64,9 @@ void setup_serve_command(CLI::App& app, Context& ctx);
 // The help footer of a command: examples and its exit statuses, as in its
 // man page (tests/cli/docs_test.sh checks they agree).
 std::string footer(std::initializer_list<std::string_view> examples, std::string_view exit_status);
+// The first line of a token file, without trailing white space, in *token;
+// false when the file cannot be read.
+bool read_token_file(const std::string& path, std::string& token);
 // The error code for an errno from a local file operation.
 pfs::ErrorCode errno_code(int err);
 

@@ -5,7 +5,6 @@
 #include <atomic>
 #include <cctype>
 #include <cstdio>
-#include <fstream>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -78,13 +77,9 @@ int run_serve(const ServeOptions& o, Context& ctx) {
                     fmt::format("--max-upload {}: use bytes, or a number with K, M, G or T",
                                 o.max_upload));
   if (!o.token_file.empty()) {
-    std::ifstream in(o.token_file);
-    if (!in)
+    if (!read_token_file(o.token_file, opts.token))
       return ctx.fail(pfs::ErrorCode::kNotFound,
                       fmt::format("cannot read the token file {}", o.token_file));
-    std::getline(in, opts.token);
-    while (!opts.token.empty() && std::isspace(static_cast<unsigned char>(opts.token.back())))
-      opts.token.pop_back();
     if (opts.token.empty())
       return ctx.fail(pfs::ErrorCode::kInvalidArgument,
                       fmt::format("the token file {} is empty; put a secret in it", o.token_file));

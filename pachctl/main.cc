@@ -87,19 +87,23 @@ class ProgressBar {
 
 }  // namespace
 
+bool read_token_file(const std::string& path, std::string& token) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::getline(in, token);
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  return true;
+}
+
 pfs::Client* Context::client() {
   if (client_) return client_.get();
   if (std::string addr = address(); !addr.empty()) {
     pfs::RemoteOptions opts;
     if (!globals.token_file.empty()) {
-      std::ifstream in(globals.token_file);
-      if (!in) {
+      if (!read_token_file(globals.token_file, opts.token)) {
         fail(pfs::ErrorCode::kNotFound, fmt::format("cannot read the token file {}", globals.token_file));
         return nullptr;
       }
-      std::getline(in, opts.token);
-      while (!opts.token.empty() && std::isspace(static_cast<unsigned char>(opts.token.back())))
-        opts.token.pop_back();
     } else if (const char* t = std::getenv("PFS_TOKEN"); t && *t) {
       opts.token = t;
     }
