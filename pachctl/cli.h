@@ -3,6 +3,7 @@
 // Client method, print.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include <pfs/client.h>
+#include <pfs/remote.h>
 #include <pfs/json.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -31,6 +33,12 @@ class Context {
   // The client for the chosen store; on failure prints the error and
   // returns nullptr (the command then returns status()).
   pfs::Client* client();
+  // The other end of clone, push or pull: a server's URL or a store's
+  // directory (which must hold a store). nullptr after printing the error.
+  std::unique_ptr<pfs::Client> open_end(const std::string& where);
+  // The bearer token for servers (--token-file, else $PFS_TOKEN); false
+  // after printing the error.
+  bool token(std::string& out);
   // Prints "pachctl: <message>" on stderr and remembers the exit status.
   int fail(const pfs::Error& e);
   int fail(pfs::ErrorCode code, const std::string& message) {
@@ -60,6 +68,25 @@ void setup_file_commands(CLI::App& app, Context& ctx);
 void setup_commit_commands(CLI::App& app, Context& ctx);
 void setup_branch_commands(CLI::App& app, Context& ctx);
 void setup_serve_command(CLI::App& app, Context& ctx);
+
+void setup_replication_commands(CLI::App& app, Context& ctx);
+
+// "http://..." or "https://...": a server, not a directory.
+bool is_url(std::string_view where);
+
+// A progress bar on stderr for long transfers (shown only when stderr is a
+// terminal: the caller checks): "  up 312.0 MiB / 1.0 GiB  31%  154.2 MiB/s
+// ETA 0:04". Cleared when destroyed.
+class ProgressBar {
+ public:
+  // `label` replaces "up"/"down".
+  void update(const pfs::Progress& p, std::string_view label = {});
+  ~ProgressBar();
+
+ private:
+  bool started_ = false, shown_ = false;
+  std::chrono::steady_clock::time_point start_, last_;
+};
 
 // The help footer of a command: examples and its exit statuses, as in its
 // man page (tests/cli/docs_test.sh checks they agree).

@@ -48,44 +48,35 @@ std::string Context::address() const {
   return "";
 }
 
-namespace {
-
-// A progress bar on stderr for long transfers, when it is a terminal:
-// "  312.0 MiB / 1.0 GiB  31%  154.2 MiB/s  ETA 0:04".
-class ProgressBar {
- public:
-  void update(const pfs::Progress& p) {
-    auto now = std::chrono::steady_clock::now();
-    if (!started_) {
-      start_ = now;
-      started_ = true;
-    }
-    double secs = std::chrono::duration<double>(now - start_).count();
-    if (secs < 0.5 && p.total < (64u << 20)) return;  // short transfers show nothing
-    double rate = static_cast<double>(p.done) / secs;
-    std::string line = fmt::format("  {} {}", p.upload ? "up" : "down", human_size(p.done));
-    if (p.total > 0) {
-      line += fmt::format(" / {}  {:3}%", human_size(p.total), p.done * 100 / p.total);
-    }
-    line += fmt::format("  {}/s", human_size(static_cast<std::uint64_t>(rate)));
-    if (p.total > p.done && rate > 0) {
-      auto eta = static_cast<std::uint64_t>(static_cast<double>(p.total - p.done) / rate);
-      line += fmt::format("  ETA {}:{:02}", eta / 60, eta % 60);
-    }
-    fmt::print(stderr, "\r{:<70}", line);
-    std::fflush(stderr);
-    shown_ = true;
+void ProgressBar::update(const pfs::Progress& p, std::string_view label) {
+  auto now = std::chrono::steady_clock::now();
+  if (!started_) {
+    start_ = now;
+    started_ = true;
   }
-  ~ProgressBar() {
-    if (shown_) fmt::print(stderr, "\r{:<70}\r", "");
+  double secs = std::chrono::duration<double>(now - start_).count();
+  if (secs < 0.5 && p.total < (64u << 20)) return;  // short transfers show nothing
+  if (shown_ && now - last_ < std::chrono::milliseconds(100) && !p.finished) return;
+  last_ = now;
+  double rate = static_cast<double>(p.done) / secs;
+  std::string line = fmt::format("  {} {}", label.empty() ? (p.upload ? "up" : "down") : label,
+                                 human_size(p.done));
+  if (p.total > 0) {
+    line += fmt::format(" / {}  {:3}%", human_size(p.total), p.done * 100 / p.total);
   }
+  line += fmt::format("  {}/s", human_size(static_cast<std::uint64_t>(rate)));
+  if (p.total > p.done && rate > 0) {
+    auto eta = static_cast<std::uint64_t>(static_cast<double>(p.total - p.done) / rate);
+    line += fmt::format("  ETA {}:{:02}", eta / 60, eta % 60);
+  }
+  fmt::print(stderr, "\r{:<70}", line);
+  std::fflush(stderr);
+  shown_ = true;
+}
 
- private:
-  bool started_ = false, shown_ = false;
-  std::chrono::steady_clock::time_point start_;
-};
-
-}  // namespace
+ProgressBar::~ProgressBar() {
+  if (shown_) fmt::print(stderr, "\r{:<70}\r", "");
+}
 
 bool read_token_file(const std::string& path, std::string& token) {
   std::ifstream in(path);
@@ -99,14 +90,7 @@ pfs::Client* Context::client() {
   if (client_) return client_.get();
   if (std::string addr = address(); !addr.empty()) {
     pfs::RemoteOptions opts;
-    if (!globals.token_file.empty()) {
-      if (!read_token_file(globals.token_file, opts.token)) {
-        fail(pfs::ErrorCode::kNotFound, fmt::format("cannot read the token file {}", globals.token_file));
-        return nullptr;
-      }
-    } else if (const char* t = std::getenv("PFS_TOKEN"); t && *t) {
-      opts.token = t;
-    }
+    if (!token(opts.token)) return nullptr;
     if (::isatty(STDERR_FILENO)) {
       auto bar = std::make_shared<std::unique_ptr<ProgressBar>>();
       opts.progress = [bar](const pfs::Progress& p) {
@@ -133,6 +117,42 @@ pfs::Client* Context::client() {
   }
   client_ = std::move(*c);
   return client_.get();
+}
+
+bool Context::token(std::string& out) {
+  if (!globals.token_file.empty()) {
+    if (!read_token_file(globals.token_file, out)) {
+      fail(pfs::ErrorCode::kNotFound,
+           fmt::format("cannot read the token file {}", globals.token_file));
+      return false;
+    }
+  } else if (const char* t = std::getenv("PFS_TOKEN"); t && *t) {
+    out = t;
+  }
+  return true;
+}
+
+bool is_url(std::string_view where) {
+  return where.rfind("http://", 0) == 0 || where.rfind("https://", 0) == 0;
+}
+
+std::unique_ptr<pfs::Client> Context::open_end(const std::string& where) {
+  if (is_url(where)) {
+    pfs::RemoteOptions opts;
+    if (!token(opts.token)) return nullptr;
+    auto c = pfs::connect(where, opts);
+    if (!c) {
+      fail(c.error());
+      return nullptr;
+    }
+    return std::move(*c);
+  }
+  auto c = pfs::open_store(where);
+  if (!c) {
+    fail(c.error());
+    return nullptr;
+  }
+  return std::move(*c);
 }
 
 int Context::fail(const pfs::Error& e) {
@@ -255,6 +275,7 @@ int main(int argc, char** argv) {
   setup_commit_commands(app, ctx);
   setup_branch_commands(app, ctx);
   setup_serve_command(app, ctx);
+  setup_replication_commands(app, ctx);
 
   auto* help = app.add_subcommand("help", "Show the help of pachctl or of one command");
   std::string topic;

@@ -82,10 +82,26 @@ class WorkTree {
  public:
   virtual ~WorkTree() = default;
   virtual TreeReader& reader() = 0;
-  // Sets `path` to the file `path` of `from` (creating parent directories).
-  virtual void copy_file_from(TreeReader& from, const std::string& path) = 0;
+  // Sets `path` to the file `from_path` of `from` (creating parent
+  // directories; a directory in the way goes). `from` is a tree of the same
+  // backend, or any TreeReader for a file it does not hold by identity.
+  virtual void copy_file_from(TreeReader& from, const std::string& from_path,
+                              const std::string& path) = 0;
+  void copy_file_from(TreeReader& from, const std::string& path) {
+    copy_file_from(from, path, path);
+  }
+  // Makes directory `path` and its parents (a file in the way goes).
+  virtual void make_dir(const std::string& path) = 0;
   // Removes a file or directory; missing is fine.
   virtual void remove(const std::string& path) = 0;
+
+  // Scratch files, for receive: numbered files on the tree's own file
+  // system, written by the caller and then placed into the tree (the same
+  // one at several paths makes hard links where the backend has them).
+  // They are gone after freeze, or when the WorkTree is dropped or its
+  // commit's work is discarded.
+  virtual UniqueFd open_scratch(std::uint64_t n, bool create) = 0;
+  virtual void place_scratch(std::uint64_t n, const std::string& path) = 0;
 };
 
 // Change of a tree's size figures.
@@ -148,6 +164,17 @@ class Backend {
   virtual void delete_commit_tree(const std::string& id) = 0;  // missing is fine
   // Removes leftovers of an interrupted work_tree/freeze for commit id.
   virtual void discard_work(const std::string& id) = 0;
+
+  // ---- replication
+  // Writes the tree of commit `id` as a btrfs send stream with the file
+  // system's own sender (the kernel's, on btrfs), incremental against
+  // commit `parent` when not empty. Returns false, having written nothing,
+  // when there is none or it may not be used (btrfs send needs root); the
+  // Store then writes the stream itself from the trees.
+  virtual bool send_native(const std::string& id, const std::string& parent, Sink& out) {
+    (void)id, (void)parent, (void)out;
+    return false;
+  }
 
   // ---- maintenance
   // Removes stored data that no commit and no branch reaches. Safe while

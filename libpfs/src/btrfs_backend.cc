@@ -10,6 +10,7 @@
 // a staged item whose lock can be taken belongs to a dead process.
 #include <btrfsutil.h>
 #include <fcntl.h>
+#include <linux/btrfs.h>
 #include <linux/fs.h>
 #include <linux/magic.h>
 #include <sys/file.h>
@@ -19,8 +20,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
+#include <thread>
 
 #include "backend.h"
 #include "names.h"
@@ -80,6 +84,20 @@ void delete_subvolume(int dirfd, const std::string& name) {
   fail_btrfs(err, "delete subvolume " + name);
 }
 
+// Names a commit's subvolume by its id, as `btrfs receive` names what it
+// receives (the received UUID): the kernel then writes the id into the
+// streams it sends of the commit (its UUID) and of its children (their
+// parent's), so streams name commits by id whichever backend wrote them,
+// and `btrfs receive` finds the parent of an incremental stream by it.
+// Must be set while the subvolume is writable. Best effort: without it the
+// kernel writes the subvolume's own UUID.
+void set_received_uuid(int subvol_fd, const std::string& id) {
+  struct btrfs_ioctl_received_subvol_args args {};
+  for (std::size_t i = 0; i < 16 && 2 * i + 1 < id.size(); i++)
+    args.uuid[i] = static_cast<char>(std::stoi(id.substr(2 * i, 2), nullptr, 16));
+  (void)::ioctl(subvol_fd, BTRFS_IOC_SET_RECEIVED_SUBVOL, &args);
+}
+
 class BtrfsTree final : public TreeReader {
  public:
   BtrfsTree(UniqueFd root, std::string what, bool working)
@@ -116,7 +134,7 @@ class BtrfsTree final : public TreeReader {
     }
     std::vector<Entry> out;
     for (const auto& name : list_dir_names(fd.get())) {
-      if (working_ && dir.empty() && name == kStaging) continue;
+      if (working_ && dir.empty() && name.rfind(kReservedPrefix, 0) == 0) continue;
       auto st = stat_at(fd.get(), name);
       if (!st || !(S_ISDIR(st->st_mode) || S_ISREG(st->st_mode))) continue;
       out.push_back(entry_from_stat(path_join(dir, name), *st));
@@ -236,26 +254,44 @@ class BtrfsStaging final : public Staging {
   std::uint64_t files_ = 0, bytes_ = 0;
 };
 
+// Receive's scratch files live in the work tree's own subvolume (so placing
+// one is a hard link, not a copy), in a root directory pfs reserves.
+constexpr const char* kScratch = ".pfs-receive";
+
 class BtrfsWorkTree final : public WorkTree {
  public:
   BtrfsWorkTree(UniqueFd root, std::string name, std::string what)
-      : name_(std::move(name)), tree_(std::move(root), std::move(what), false) {}
+      : name_(std::move(name)), tree_(std::move(root), std::move(what), true) {}
   TreeReader& reader() override { return tree_; }
 
-  void copy_file_from(TreeReader& from, const std::string& path) override {
-    auto in = from.open_file(path);
-    mkdirs_beneath(tree_.root(), path_parent(path));
-    UniqueFd parent = open_beneath_dir(path_parent(path));
+  using WorkTree::copy_file_from;
+  void copy_file_from(TreeReader& from, const std::string& from_path,
+                      const std::string& path) override {
+    auto in = from.open_file(from_path);
+    UniqueFd parent = clear_place(path);
     std::string base = path_base(path);
-    auto st = stat_at(parent.get(), base);
-    if (st && S_ISDIR(st->st_mode))
-      remove_tree(parent.get(), base);
-    else if (st)
-      unlink_if_exists(parent.get(), base);
     UniqueFd out(
         ::openat(parent.get(), base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (!out) fail_errno(errno, "create " + path);
-    copy_fd(in->fd(), out.get());  // a reflink: O(1)
+    if (in->fd() >= 0) {
+      copy_fd(in->fd(), out.get());  // a reflink: O(1)
+      return;
+    }
+    std::vector<char> buf(1 << 20);
+    for (std::uint64_t off = 0;;) {
+      std::size_t n = in->pread(buf, off);
+      if (n == 0) break;
+      write_all(out.get(), buf.data(), n, "write " + path);
+      off += n;
+    }
+  }
+
+  void make_dir(const std::string& path) override {
+    auto st = stat_at(tree_.root(), path);
+    if (st && S_ISDIR(st->st_mode)) return;
+    UniqueFd parent = clear_place(path);
+    if (::mkdirat(parent.get(), path_base(path).c_str(), 0755) != 0 && errno != EEXIST)
+      fail_errno(errno, "make directory " + path);
   }
 
   void remove(const std::string& path) override {
@@ -263,13 +299,55 @@ class BtrfsWorkTree final : public WorkTree {
     if (parent) remove_tree(parent.get(), path_base(path));
   }
 
+  UniqueFd open_scratch(std::uint64_t n, bool create) override {
+    if (!scratch_) {
+      if (::mkdirat(tree_.root(), kScratch, 0700) != 0 && errno != EEXIST)
+        fail_errno(errno, "make the scratch directory of the new tree");
+      scratch_ = open_dir(tree_.root(), kScratch);
+    }
+    std::string name = std::to_string(n);
+    UniqueFd fd(::openat(scratch_.get(), name.c_str(),
+                         O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT | O_EXCL : 0), 0644));
+    if (!fd) fail_errno(errno, "open scratch file " + name);
+    return fd;
+  }
+
+  void place_scratch(std::uint64_t n, const std::string& path) override {
+    UniqueFd parent = clear_place(path);
+    if (::linkat(scratch_.get(), std::to_string(n).c_str(), parent.get(), path_base(path).c_str(),
+                 0) != 0)
+      fail_errno(errno, "place " + path);
+  }
+
+  // Removes the scratch files (their data stays where they were placed).
+  void drop_scratch() {
+    if (!scratch_) return;
+    scratch_.reset();
+    remove_tree(tree_.root(), kScratch);
+  }
+
   UniqueFd open_beneath_dir(const std::string& dir) {
     if (dir.empty()) return UniqueFd(::fcntl(tree_.root(), F_DUPFD_CLOEXEC, 0));
     return open_beneath(tree_.root(), dir, O_RDONLY | O_DIRECTORY);
   }
 
+  // The parent directory of `path` (made if missing), with nothing at path.
+  UniqueFd clear_place(const std::string& path) {
+    mkdirs_beneath(tree_.root(), path_parent(path));
+    UniqueFd parent = open_beneath_dir(path_parent(path));
+    if (!parent) fail_errno(errno, "open the parent of " + path);
+    std::string base = path_base(path);
+    auto st = stat_at(parent.get(), base);
+    if (st && S_ISDIR(st->st_mode))
+      remove_tree(parent.get(), base);
+    else if (st)
+      unlink_if_exists(parent.get(), base);
+    return parent;
+  }
+
   std::string name_;
   BtrfsTree tree_;
+  UniqueFd scratch_;
 };
 
 class BtrfsBackend final : public Backend {
@@ -435,6 +513,7 @@ class BtrfsBackend final : public Backend {
     UniqueFd snap = open_dir(commits_.get(), id);
     // Uploads in flight were caught by the snapshot: drop their bytes.
     remove_tree(snap.get(), kStaging);
+    set_received_uuid(snap.get(), id);
     err = btrfs_util_set_subvolume_read_only_fd(snap.get(), true);
     if (err) fail_btrfs(err, "make commit " + id + " read-only");
   }
@@ -454,16 +533,71 @@ class BtrfsBackend final : public Backend {
 
   void freeze(WorkTree& tree, const std::string& id) override {
     auto& t = static_cast<BtrfsWorkTree&>(tree);
+    t.drop_scratch();
     if (::syncfs(t.tree_.root()) != 0) fail_errno(errno, "sync");
     // NOTE: rename first: moving a read-only subvolume to another directory
     // fails with EROFS (its ".." would change).
     if (::renameat(tmp_.get(), t.name_.c_str(), commits_.get(), id.c_str()) != 0)
       fail_errno(errno, "publish commit tree " + id);
+    set_received_uuid(t.tree_.root(), id);
     auto err = btrfs_util_set_subvolume_read_only_fd(t.tree_.root(), true);
     if (err) fail_btrfs(err, "make commit " + id + " read-only");
   }
 
   void delete_commit_tree(const std::string& id) override { delete_subvolume(commits_.get(), id); }
+
+  bool send_native(const std::string& id, const std::string& parent, Sink& out) override {
+    UniqueFd snap = open_dir_if_exists(commits_.get(), id);
+    if (!snap) failf(ErrorCode::kNotFound, "the tree of commit {} is missing (run pachctl fsck)", id);
+    std::uint64_t parent_root = 0;
+    if (!parent.empty()) {
+      UniqueFd p = open_dir_if_exists(commits_.get(), parent);
+      if (!p)
+        failf(ErrorCode::kNotFound, "the tree of commit {} is missing (run pachctl fsck)", parent);
+      if (auto err = btrfs_util_subvolume_id_fd(p.get(), &parent_root))
+        fail_btrfs(err, "find the subvolume of commit " + parent);
+    }
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) fail_errno(errno, "pipe");
+    UniqueFd rd(fds[0]), wr(fds[1]);
+    (void)::fcntl(wr.get(), F_SETPIPE_SZ, 1 << 20);
+    // The kernel writes into the pipe; this thread hands its bytes to the
+    // sink. When the sink fails, the thread keeps draining the pipe (so the
+    // kernel finishes) but stops writing.
+    std::atomic<std::uint64_t> forwarded{0};
+    std::optional<Error> sink_error;
+    std::thread pump([&] {
+      std::vector<char> buf(1 << 20);
+      for (;;) {
+        ssize_t n = ::read(rd.get(), buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        if (sink_error) continue;
+        auto r = out.write(std::span<const char>(buf.data(), static_cast<std::size_t>(n)));
+        if (!r) sink_error = r.error();
+        forwarded += static_cast<std::uint64_t>(n);
+      }
+    });
+    struct btrfs_ioctl_send_args args {};
+    args.send_fd = wr.get();
+    args.parent_root = parent_root;
+    args.clone_sources_count = parent.empty() ? 0 : 1;
+    __u64 clone_source = parent_root;
+    args.clone_sources = parent.empty() ? nullptr : &clone_source;
+    args.flags = BTRFS_SEND_FLAG_VERSION;
+    args.version = 1;
+    int rc = ::ioctl(snap.get(), BTRFS_IOC_SEND, &args);
+    int err = errno;
+    wr.reset();
+    pump.join();
+    if (rc != 0) {
+      if ((err == EPERM || err == EACCES || err == ENOTTY || err == EINVAL) && forwarded == 0)
+        return false;  // not root, or an old kernel: the Store writes the stream
+      fail_errno(err, "btrfs send of commit " + id);
+    }
+    if (sink_error) throw Fail{*sink_error};
+    return true;
+  }
 
   // Deleting a subvolume frees its space at once: nothing to collect.
   GcReport gc() override { return {}; }

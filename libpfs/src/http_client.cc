@@ -272,7 +272,7 @@ class RemoteClient final : public Client {
   };
 
   // Sends a request; a non-2xx answer becomes its pfs::Error (thrown).
-  Resp send(const Req& rq, const std::vector<long>& also_ok = {}) {
+  Resp request(const Req& rq, const std::vector<long>& also_ok = {}) {
     CURL* h = take_handle();
     struct Back {
       RemoteClient* c;
@@ -361,8 +361,8 @@ class RemoteClient final : public Client {
     return e;
   }
 
-  json get_json(const std::string& target) { return parse(send({"GET", target}).body); }
-  json post_json(const std::string& target) { return parse(send({"POST", target}).body); }
+  json get_json(const std::string& target) { return parse(request({"GET", target}).body); }
+  json post_json(const std::string& target) { return parse(request({"POST", target}).body); }
   json parse(const std::string& body) {
     auto j = json::parse(body, nullptr, false);
     if (j.is_discarded())
@@ -397,14 +397,21 @@ class RemoteClient final : public Client {
       if (opts.offset) q.add("offset", std::to_string(*opts.offset));
       Req rq{"POST", file_target("/file/", path) + q.str()};
       rq.upload = &src;
+      rq.upload_size = size_left(src);
       rq.progress = true;
-      struct stat st {};
-      if (src.fd() >= 0 && ::fstat(src.fd(), &st) == 0 && S_ISREG(st.st_mode)) {
-        off_t pos = ::lseek(src.fd(), 0, SEEK_CUR);
-        if (pos >= 0 && pos <= st.st_size) rq.upload_size = static_cast<std::uint64_t>(st.st_size - pos);
-      }
-      return as<FileInfo>(parse(send(rq).body));
+      return as<FileInfo>(parse(request(rq).body));
     });
+  }
+
+  // The bytes a Source has left when it is a regular file (sent with a
+  // Content-Length); otherwise unknown (sent chunked).
+  static std::optional<std::uint64_t> size_left(Source& src) {
+    struct stat st {};
+    if (src.fd() >= 0 && ::fstat(src.fd(), &st) == 0 && S_ISREG(st.st_mode)) {
+      off_t pos = ::lseek(src.fd(), 0, SEEK_CUR);
+      if (pos >= 0 && pos <= st.st_size) return static_cast<std::uint64_t>(st.st_size - pos);
+    }
+    return std::nullopt;
   }
 
   // A batch travels as one tar stream (POST /dir/<path>), so that the
@@ -416,7 +423,7 @@ class RemoteClient final : public Client {
     Req rq{"POST", (p.empty() ? std::string("/dir") : file_target("/dir/", p)) + q.str()};
     rq.upload = &tar;
     rq.progress = true;
-    return as<PutDirResult>(parse(send(rq).body));
+    return as<PutDirResult>(parse(request(rq).body));
   }
 
   Result<PutDirResult> put_dir(std::string_view branch, std::string_view path,
@@ -494,7 +501,7 @@ class RemoteClient final : public Client {
     Req rq{"GET", file_target("/file/", path) + q.str()};
     rq.download = &sink;
     rq.progress = progress;
-    Resp r = send(rq);
+    Resp r = request(rq);
     FileInfo info;
     info.path = normalize_path(path);  // as the server has checked it
     info.type = FileInfo::Type::kFile;
@@ -534,7 +541,7 @@ class RemoteClient final : public Client {
           Req rq{"GET", (p.empty() ? std::string("/archive") : file_target("/archive/", p)) + q.str()};
           rq.download = &sink;
           rq.progress = true;
-          send(rq);
+          request(rq);
           pipe.finish(true);
         } catch (Fail& f) {
           fetch_error = f.error;
@@ -608,7 +615,7 @@ class RemoteClient final : public Client {
     return guard([&] {
       Query q;
       q.add("branch", branch);
-      return as<TreeStats>(parse(send({"DELETE", file_target("/file/", path) + q.str()}).body));
+      return as<TreeStats>(parse(request({"DELETE", file_target("/file/", path) + q.str()}).body));
     });
   }
 
@@ -646,7 +653,7 @@ class RemoteClient final : public Client {
   }
 
   Result<void> delete_commit(std::string_view commit) override {
-    return guard([&] { send({"DELETE", "/commit/" + named(commit, "commit")}); });
+    return guard([&] { request({"DELETE", "/commit/" + named(commit, "commit")}); });
   }
 
   Result<BranchInfo> create_branch(std::string_view name, std::string_view from_commit) override {
@@ -667,7 +674,7 @@ class RemoteClient final : public Client {
   }
 
   Result<void> delete_branch(std::string_view name) override {
-    return guard([&] { send({"DELETE", "/branch/" + named(name, "branch")}); });
+    return guard([&] { request({"DELETE", "/branch/" + named(name, "branch")}); });
   }
 
   Result<std::vector<DiffEntry>> diff(const Ref& from, const Ref& to) override {
@@ -700,10 +707,88 @@ class RemoteClient final : public Client {
         case MergeOptions::Strategy::kTheirs: q.add("on_conflict", "theirs"); break;
       }
       if (!opts.message.empty()) q.add("message", opts.message);
-      Resp r = send({"POST", "/merge" + q.str()}, {409});
+      Resp r = request({"POST", "/merge" + q.str()}, {409});
       json j = parse(r.body);
       if (r.status == 409 && !j.contains("conflicts")) throw Fail{error_of(r)};
       return as<MergeResult>(j);
+    });
+  }
+
+  // ---- replication
+
+  // A Sink that passes bytes on and tells whether it failed itself (rather
+  // than the connection).
+  class CountingSink final : public Sink {
+   public:
+    explicit CountingSink(Sink& out) : out_(out) {}
+    Result<void> write(std::span<const char> data) override {
+      auto r = out_.write(data);
+      if (!r) failed = true;
+      else bytes += data.size();
+      return r;
+    }
+    std::uint64_t bytes = 0;
+    bool failed = false;
+
+   private:
+    Sink& out_;
+  };
+
+  Result<CommitInfo> send(std::string_view commit, Sink& out, const SendOptions& opts) override {
+    return guard([&] {
+      // The commit first: what send returns, and the same error as a local
+      // store for a name that is no commit, before any byte has moved.
+      CommitInfo info = as<CommitInfo>(get_json("/commit/" + named(commit, "commit")));
+      Query q;
+      if (!opts.parent.empty()) q.add("parent", opts.parent);
+      CountingSink counted(out);
+      Req rq{"GET", "/send/" + encode(info.id, false) + q.str()};
+      rq.download = &counted;
+      rq.progress = true;
+      try {
+        request(rq);
+      } catch (Fail& f) {
+        // NOTE: the server can only report an error found after the stream
+        // began by cutting the connection: that is this kIo.
+        if (f.error.code == ErrorCode::kIo && !counted.failed && counted.bytes > 0)
+          f.error.message = fmt::format("the stream of commit {} from {} broke off after {} bytes ({}); "
+                                        "nothing of it may be used",
+                                        info.id, base_, counted.bytes, f.error.message);
+        throw;
+      }
+      return info;
+    });
+  }
+
+  Result<ReceiveResult> receive(Source& in, const ReceiveOptions& opts) override {
+    return guard([&] {
+      Query q;
+      q.add("branch", opts.branch);
+      if (!opts.parent.empty()) q.add("parent", opts.parent);
+      if (const auto& c = opts.as_commit) {
+        q.add("id", c->id);
+        if (!c->parent.empty()) q.add("commit_parent", c->parent);
+        if (!c->merge_parent.empty()) q.add("merge_parent", c->merge_parent);
+        q.add("commit_branch", c->branch).add("time_ns", std::to_string(c->time_ns));
+        q.add("message", c->message);
+        q.add("files", std::to_string(c->stats.files)).add("bytes", std::to_string(c->stats.bytes));
+      }
+      Req rq{"POST", "/receive" + q.str()};
+      rq.upload = &in;
+      rq.upload_size = size_left(in);
+      rq.progress = true;
+      return as<ReceiveResult>(parse(request(rq).body));
+    });
+  }
+
+  Result<BranchInfo> set_branch_head(std::string_view name, std::string_view commit,
+                                     const SetHeadOptions& opts) override {
+    return guard([&] {
+      Query q;
+      q.add("commit", commit);
+      if (opts.expected_head) q.add("expect", *opts.expected_head);
+      if (opts.force) q.add("force", "true");
+      return as<BranchInfo>(post_json("/branch/" + named(name, "branch") + "/head" + q.str()));
     });
   }
 
@@ -777,7 +862,7 @@ Result<std::unique_ptr<Client>> connect(std::string_view url, const RemoteOption
                              "(e.g. http://127.0.0.1:8080)",
                              url)};
   auto c = std::make_unique<detail::RemoteClient>(base, options);
-  auto ok = detail::guard([&] { c->send({"GET", "/health"}); });
+  auto ok = detail::guard([&] { c->request({"GET", "/health"}); });
   if (!ok) {
     Error e = std::move(ok).error();
     if (e.code == ErrorCode::kIo)

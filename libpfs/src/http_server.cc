@@ -15,6 +15,7 @@
 
 #include <cctype>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -110,6 +111,23 @@ std::uint64_t number(const Request& req, const char* key) {
   return std::stoull(v);
 }
 
+// A parameter that must be there, as number() reads it; `why` says what needs it.
+std::uint64_t required_number(const Request& req, const char* key, std::string_view why) {
+  if (!req.has_param(key)) failf(ErrorCode::kInvalidArgument, "query parameter {} is missing: {}", key, why);
+  return number(req, key);
+}
+
+// The same for a signed integer (a time, which may be before 1970).
+std::int64_t required_signed(const Request& req, const char* key, std::string_view why) {
+  if (!req.has_param(key)) failf(ErrorCode::kInvalidArgument, "query parameter {} is missing: {}", key, why);
+  std::string v = req.get_param_value(key);
+  std::int64_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || end != v.data() + v.size())
+    failf(ErrorCode::kInvalidArgument, "query parameter {}={}: not an integer", key, v);
+  return n;
+}
+
 // Where a read looks: ?branch= (working state), ?commit= (a commit, or a
 // branch's head), ?ref= (either, as Ref::any); master's working state when
 // none is given.
@@ -122,6 +140,40 @@ Ref read_ref(const Request& req) {
 }
 
 std::string write_branch(const Request& req) { return param(req, "branch", "master"); }
+
+// POST /receive's options: ?branch=&parent=, and for replication the exact
+// commit to record, one query parameter per CommitInfo field. NOTE: not
+// headers: cpp-httplib 0.11 percent-decodes header values too, so a message
+// with a '%' in it would not arrive as sent.
+ReceiveOptions receive_options(const Request& req) {
+  static constexpr const char* kCommitFields[] = {"commit_parent", "merge_parent", "commit_branch",
+                                                  "time_ns",       "message",      "files",
+                                                  "bytes"};
+  ReceiveOptions o;
+  o.branch = write_branch(req);
+  o.parent = param(req, "parent");
+  if (!has(req, "id")) {
+    for (const char* key : kCommitFields)
+      if (has(req, key))
+        failf(ErrorCode::kInvalidArgument,
+              "query parameter {} describes the commit to record: give it with id= (and "
+              "time_ns=, files=, bytes=)",
+              key);
+    return o;
+  }
+  constexpr std::string_view why = "receiving as an exact commit (id=) needs time_ns, files and bytes";
+  CommitInfo ci;
+  ci.id = param(req, "id");
+  ci.parent = param(req, "commit_parent");
+  ci.merge_parent = param(req, "merge_parent");
+  ci.branch = param(req, "commit_branch");
+  ci.message = param(req, "message");
+  ci.time_ns = required_signed(req, "time_ns", why);
+  ci.stats.files = required_number(req, "files", why);
+  ci.stats.bytes = required_number(req, "bytes", why);
+  o.as_commit = std::move(ci);
+  return o;
+}
 
 // The path a route captured: cpp-httplib has percent-decoded it; pfs's own
 // checks (normalize_path) then refuse "..", "//", NUL, bad UTF-8 and the like.
@@ -139,6 +191,19 @@ std::string captured(const Request& req, bool allow_root) {
 bool has_body(const Request& req) {
   return req.has_header("Content-Length") ||
          req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
+}
+
+// Runs `check` (an upload's checks of its query, before its body is read);
+// when it throws, the body is read and dropped first: left unread,
+// cpp-httplib would parse it as the next request on this connection.
+template <class Fn>
+auto before_body(const Request& req, const httplib::ContentReader& body, Fn&& check) {
+  try {
+    return check();
+  } catch (...) {
+    if (has_body(req)) body([](const char*, std::size_t) { return true; });
+    throw;
+  }
 }
 
 // Runs `consume(pipe)` on a thread while the request body streams into the
@@ -220,6 +285,85 @@ class TarBatch final : public FileBatch {
 // ---- the server
 
 thread_local std::chrono::steady_clock::time_point t_request_start;
+// Bytes a streamed response without a length has sent (for the log), and
+// why it was cut off, when it was.
+thread_local std::optional<std::uint64_t> t_streamed;
+thread_local std::string t_cut_reason;
+
+// GET /send's stream: Client::send writes it on a thread of its own into a
+// bounded pipe, which the connection's thread empties into the response.
+// NOTE: the handler waits for the first bytes (or the end) before it
+// answers, so that an error send finds before it writes anything is still
+// a JSON error with its own status, as locally; once bytes are out, the
+// status (200) is too, and an error can only cut the response short.
+class SendJob {
+ public:
+  SendJob(Client& c, std::string commit, SendOptions opts) {
+    worker_ = std::thread([this, &c, commit = std::move(commit), opts = std::move(opts)] {
+      Out out(pipe_);
+      auto r = c.send(commit, out, opts);
+      if (r) pipe_.finish(true);
+      else pipe_.finish(false, r.error().message, r.error().code);
+    });
+  }
+  ~SendJob() {
+    pipe_.close();  // a send still writing fails (kIo) and ends
+    worker_.join();
+  }
+
+  // Waits for the stream's first bytes; throws send's error when it failed
+  // before writing any.
+  void start() {
+    first_.resize(kPiece);
+    first_.resize(take(pipe_.read(std::span<char>(first_.data(), first_.size()))));
+  }
+
+  // The rest, into the response; false when it had to be cut off.
+  bool stream(httplib::DataSink& sink) {
+    thread_local std::vector<char> buf(kPiece);
+    if (!put(sink, first_.data(), first_.size())) return false;
+    first_ = {};
+    for (;;) {
+      auto n = pipe_.read(std::span<char>(buf.data(), buf.size()));
+      if (!n) {
+        t_cut_reason = n.error().message;
+        return false;
+      }
+      if (*n == 0) break;
+      if (!put(sink, buf.data(), *n)) return false;
+    }
+    sink.done();
+    return true;
+  }
+
+ private:
+  class Out final : public Sink {
+   public:
+    explicit Out(BytePipe& p) : p_(p) {}
+    Result<void> write(std::span<const char> data) override {
+      if (!p_.push(data.data(), data.size()))
+        return Error{ErrorCode::kIo, "the client closed the connection"};
+      return {};
+    }
+
+   private:
+    BytePipe& p_;
+  };
+
+  static bool put(httplib::DataSink& sink, const char* p, std::size_t n) {
+    if (n == 0) return true;
+    if (!sink.write(p, n)) {
+      t_cut_reason = "the client closed the connection";
+      return false;
+    }
+    t_streamed = t_streamed.value_or(0) + n;
+    return true;
+  }
+
+  BytePipe pipe_;
+  std::string first_;
+  std::thread worker_;
+};
 
 class HttpServer final : public Server {
  public:
@@ -312,6 +456,8 @@ class HttpServer final : public Server {
 
     svr_.set_pre_routing_handler([this](const Request& req, Response& res) {
       t_request_start = std::chrono::steady_clock::now();
+      t_streamed.reset();
+      t_cut_reason.clear();
       if (opts_.token.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
       std::string want = "Bearer " + opts_.token;
       std::string got = req.get_header_value("Authorization");
@@ -331,6 +477,15 @@ class HttpServer final : public Server {
     // learns that an upload cannot succeed before it sends the bytes.
     svr_.set_expect_100_continue_handler([this](const Request& req, Response& res) {
       constexpr std::string_view route = "/file/";
+      if (req.method == "POST" && req.path == "/receive") {
+        try {
+          receive_options(req);
+        } catch (Fail& f) {
+          send_error(res, f.error);
+          return res.status;
+        }
+        return 100;
+      }
       if ((req.method != "POST" && req.method != "PUT") || req.path.rfind(route, 0) != 0) return 100;
       try {
         PutOptions o;
@@ -373,10 +528,14 @@ class HttpServer final : public Server {
         auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
                                                             t_request_start)
                       .count();
-        std::string bytes = res.has_header("Content-Length") ? res.get_header_value("Content-Length")
-                                                             : std::to_string(res.body.size());
-        opts_.log(fmt::format("{} {} {} {} {} {} {:.1f}ms", format_time_utc(now_ns()), req.remote_addr,
-                              req.method, req.target, res.status, bytes, ms));
+        std::string bytes = t_streamed                       ? std::to_string(*t_streamed)
+                            : res.has_header("Content-Length") ? res.get_header_value("Content-Length")
+                                                               : std::to_string(res.body.size());
+        // A streamed response that failed midway (or whose client left) was cut.
+        bool cut = res.content_provider_ && !res.content_provider_success_ && req.method != "HEAD";
+        std::string note = !cut ? std::string() : " cut off" + (t_cut_reason.empty() ? "" : ": " + t_cut_reason);
+        opts_.log(fmt::format("{} {} {} {} {} {} {:.1f}ms{}", format_time_utc(now_ns()), req.remote_addr,
+                              req.method, req.target, res.status, bytes, ms, note));
       });
     }
 
@@ -431,18 +590,13 @@ class HttpServer final : public Server {
     auto put = [this, &c](const Request& req, Response& res, const httplib::ContentReader& body) {
       std::string b, p;
       PutOptions o;
-      try {
+      before_body(req, body, [&] {
         b = write_branch(req);
         p = captured(req, false);
         o.append = flag(req, "append");
         if (has(req, "offset")) o.offset = number(req, "offset");
         precheck_put(b, p, o);
-      } catch (...) {
-        // Read and drop the body: left unread, cpp-httplib would parse it
-        // as the next request on this connection.
-        if (has_body(req)) body([](const char*, std::size_t) { return true; });
-        throw;
-      }
+      });
       FileInfo info = take(with_body<FileInfo>(req, res, body, opts_.max_upload, [&](Source& src) { return c.put_file(b, p, src, o); }));
       send_json(res, 200, json(info));
     };
@@ -469,14 +623,11 @@ class HttpServer final : public Server {
     // A directory as a tar stream, in and out.
     auto put_dir = [this, &c](const Request& req, Response& res, const httplib::ContentReader& body) {
       std::string b, p;
-      try {
+      before_body(req, body, [&] {
         b = write_branch(req);
         p = captured(req, true);
         take(c.inspect_branch(b));
-      } catch (...) {
-        if (has_body(req)) body([](const char*, std::size_t) { return true; });
-        throw;
-      }
+      });
       std::vector<std::string> skipped;
       PutDirResult r = take(with_body<PutDirResult>(req, res, body, opts_.max_upload, [&](Source& src) {
         return guard([&] {
@@ -532,6 +683,25 @@ class HttpServer final : public Server {
     svr_.Delete(R"(/branch/([^/]+))", h([&c](const Request& req, Response& res) {
       take(c.delete_branch(req.matches[1].str()));
       send_json(res, 200, json::object());
+    }));
+
+    // ---- replication: send streams out and in, branch heads by compare-and-swap
+    svr_.Get(R"(/send/([^/]+))", h([this](const Request& req, Response& res) { get_send(req, res); }));
+    svr_.Post("/receive", hr([this, &c](const Request& req, Response& res,
+                                        const httplib::ContentReader& body) {
+      ReceiveOptions o = before_body(req, body, [&] { return receive_options(req); });
+      ReceiveResult r = take(with_body<ReceiveResult>(req, res, body, opts_.max_upload,
+                                                      [&](Source& src) { return c.receive(src, o); }));
+      send_json(res, 200, json(r));
+    }));
+    post(R"(/branch/([^/]+)/head)", ([&c](const Request& req, Response& res) {
+      if (!has(req, "commit"))
+        fail(ErrorCode::kInvalidArgument,
+             "name the commit: POST /branch/NAME/head?commit=C[&expect=HEAD][&force=true]");
+      SetHeadOptions o;
+      if (has(req, "expect")) o.expected_head = param(req, "expect");  // "": no commits yet
+      o.force = flag(req, "force");
+      send_json(res, 200, json(take(c.set_branch_head(req.matches[1].str(), param(req, "commit"), o))));
     }));
 
     // ---- history and the store
@@ -629,6 +799,7 @@ class HttpServer final : public Server {
 
   void get_glob(const Request& req, Response& res, const std::string& pattern);
   void get_archive(const Request& req, Response& res);
+  void get_send(const Request& req, Response& res);
 
   static std::string http_date(std::int64_t ns) {
     std::time_t t = static_cast<std::time_t>(ns / 1000000000);
@@ -723,6 +894,30 @@ void HttpServer::get_archive(const Request& req, Response& res) {
   res.set_chunked_content_provider("application/x-tar", [c, ref, entries, p](std::size_t, httplib::DataSink& sink) {
     return write_tar(*c, ref, *entries, p, sink);
   });
+}
+
+// GET /send/<commit>?parent=P: the commit's tree as a btrfs send stream,
+// chunked. Both commits are looked up first (404 as JSON), and sent by id:
+// a branch that moves meanwhile does not change what is sent.
+void HttpServer::get_send(const Request& req, Response& res) {
+  CommitInfo commit = take(store_->inspect_commit(req.matches[1].str()));
+  SendOptions o;
+  if (std::string parent = param(req, "parent"); !parent.empty())
+    o.parent = take(store_->inspect_commit(parent)).id;
+  auto job = std::make_shared<SendJob>(*store_, commit.id, o);
+  job->start();
+  const_cast<Request&>(req).ranges.clear();  // a stream is sent whole (RFC 9110 allows it)
+  res.status = 200;
+  res.set_header("X-Pfs-Commit", commit.id);
+  if (!o.parent.empty()) res.set_header("X-Pfs-Parent", o.parent);
+  res.set_chunked_content_provider("application/octet-stream",
+                                   [job](std::size_t, httplib::DataSink& sink) noexcept {
+                                     try {
+                                       return job->stream(sink);
+                                     } catch (...) {
+                                       return false;
+                                     }
+                                   });
 }
 
 // Every file a glob matches, each as a part of a multipart/mixed body (or

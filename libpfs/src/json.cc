@@ -152,6 +152,10 @@ void to_json(json& j, const PutDirResult& v) {
   j = json{{"files", v.files}, {"bytes", v.bytes}, {"skipped", v.skipped}};
 }
 
+void to_json(json& j, const ReceiveResult& v) {
+  j = json{{"commit", v.commit}, {"stream_bytes", v.stream_bytes}, {"skipped", v.skipped}};
+}
+
 void to_json(json& j, const Error& v) {
   j = json{{"error", v.message}, {"code", code_name(v.code)}};
 }
@@ -197,6 +201,12 @@ void from_json(const json& j, StoreInfo& v) {
 void from_json(const json& j, PutDirResult& v) {
   v.files = j.at("files").get<std::uint64_t>();
   v.bytes = j.at("bytes").get<std::uint64_t>();
+  v.skipped = j.value("skipped", std::vector<std::string>{});
+}
+
+void from_json(const json& j, ReceiveResult& v) {
+  v.commit = j.at("commit").get<CommitInfo>();
+  v.stream_bytes = j.at("stream_bytes").get<std::uint64_t>();
   v.skipped = j.value("skipped", std::vector<std::string>{});
 }
 

@@ -771,6 +771,10 @@ class PTree final : public TreeReader {
     dir->kids.erase(name);
   }
 
+  // Makes directory `path` and its parents. Throws kInvalidArgument when a
+  // file is in the way.
+  void make_dir(const std::string& path) { make_dirs(path); }
+
   // Removes a file or directory; returns what it held (0 when absent).
   TreeStats remove(const std::string& path) {
     Node* dir = find_dir(path_parent(path), true);
@@ -1151,23 +1155,103 @@ class PortableStaging final : public Staging {
   UniqueFd part_;  // kPart: the bytes
 };
 
+// A tree being built (merge, revert, receive): changes stay in memory until
+// freeze stores the changed manifests. Receive's scratch files are plain
+// files in portable/tmp/<commit id>/, removed with the work tree.
 class PortableWorkTree final : public WorkTree {
  public:
-  PortableWorkTree(const Objects& objects, UniqueFd lock, std::string root)
-      : lock_(std::move(lock)), tree_(objects, std::move(root), "the new tree") {}
-  TreeReader& reader() override { return tree_; }
-  void copy_file_from(TreeReader& from, const std::string& path) override {
-    auto* tree = dynamic_cast<PTree*>(&from);  // one backend per store: always a PTree
-    if (!tree) fail(ErrorCode::kInternal, "copy between trees of different backends");
-    auto e = tree->get(path);
-    if (!e || e->is_dir()) failf(ErrorCode::kNotFound, "file \"{}\" not found", path);
-    tree_.remove(path);  // a directory in the way goes, as on btrfs
-    tree_.set_file(path, *e);
+  PortableWorkTree(const Objects& objects, UniqueFd lock, std::string root, int top,
+                   std::string id)
+      : lock_(std::move(lock)), tree_(objects, std::move(root), "the new tree"), writer_(objects),
+        top_(top), id_(std::move(id)) {}
+  ~PortableWorkTree() override {
+    if (scratch_) {
+      scratch_.reset();
+      try {
+        UniqueFd tmp = open_dir(top_, "tmp");
+        remove_tree(tmp.get(), id_);
+      } catch (...) {  // discard_work removes it later
+      }
+    }
   }
+  TreeReader& reader() override { return tree_; }
+
+  using WorkTree::copy_file_from;
+  void copy_file_from(TreeReader& from, const std::string& from_path,
+                      const std::string& path) override {
+    if (auto* tree = dynamic_cast<PTree*>(&from)) {  // a tree of this store: by reference
+      auto e = tree->get(from_path);
+      if (!e || e->is_dir()) failf(ErrorCode::kNotFound, "file \"{}\" not found", from_path);
+      tree_.remove(path);  // a directory in the way goes, as on btrfs
+      tree_.set_file(path, *e);
+      return;
+    }
+    auto in = from.open_file(from_path);
+    std::uint64_t off = 0;
+    PEntry e = content_.store(writer_, [&](char* p, std::size_t n) {
+      std::size_t got = in->pread(std::span<char>(p, n), off);
+      off += got;
+      return got;
+    });
+    tree_.remove(path);
+    tree_.set_file(path, e);
+  }
+
+  void make_dir(const std::string& path) override {
+    auto e = tree_.get(path);
+    if (e && e->is_dir()) return;
+    if (e) tree_.remove(path);
+    tree_.make_dir(path);
+  }
+
   void remove(const std::string& path) override { tree_.remove(path); }
+
+  UniqueFd open_scratch(std::uint64_t n, bool create) override {
+    if (!scratch_) {
+      if (::mkdirat(top_, "tmp", 0700) != 0 && errno != EEXIST)
+        fail_errno(errno, "make portable/tmp");
+      UniqueFd tmp = open_dir(top_, "tmp");
+      if (::mkdirat(tmp.get(), id_.c_str(), 0700) != 0 && errno != EEXIST)
+        fail_errno(errno, "make the scratch directory of the new tree");
+      scratch_ = open_dir(tmp.get(), id_);
+    }
+    std::string name = std::to_string(n);
+    UniqueFd fd(::openat(scratch_.get(), name.c_str(),
+                         O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT | O_EXCL : 0), 0600));
+    if (!fd) fail_errno(errno, "open scratch file " + name);
+    return fd;
+  }
+
+  // Stores the scratch file's content as objects (deduplicated) and sets
+  // the entry; the same file placed again is stored once.
+  void place_scratch(std::uint64_t n, const std::string& path) override {
+    auto it = placed_.find(n);
+    if (it == placed_.end()) {
+      UniqueFd fd = open_scratch(n, false);
+      std::uint64_t off = 0;
+      PEntry e = content_.store(writer_, [&](char* p, std::size_t len) -> std::size_t {
+        for (;;) {
+          ssize_t r = ::pread(fd.get(), p, len, static_cast<off_t>(off));
+          if (r < 0 && errno == EINTR) continue;
+          if (r < 0) fail_errno(errno, "read scratch file");
+          off += static_cast<std::uint64_t>(r);
+          return static_cast<std::size_t>(r);
+        }
+      });
+      it = placed_.emplace(n, e).first;
+    }
+    tree_.remove(path);
+    tree_.set_file(path, it->second);
+  }
 
   UniqueFd lock_;
   PTree tree_;
+  ObjectWriter writer_;  // the objects of files put in by content
+  ContentWriter content_;
+  int top_;
+  std::string id_;
+  UniqueFd scratch_;
+  std::map<std::uint64_t, PEntry> placed_;
 };
 
 class PortableBackend final : public Backend {
@@ -1321,14 +1405,16 @@ class PortableBackend final : public Backend {
     crash_point("snapshot.after-create");
   }
 
-  std::unique_ptr<WorkTree> work_tree(const std::string& base, const std::string&) override {
+  std::unique_ptr<WorkTree> work_tree(const std::string& base, const std::string& id) override {
+    discard_work(id);
     UniqueFd lock = gc_lock(top_.get(), false);
     TreeRef r = base.empty() ? empty_tree() : must_ref(commits_.get(), base, "commit " + base);
-    return std::make_unique<PortableWorkTree>(objects_, std::move(lock), r.root);
+    return std::make_unique<PortableWorkTree>(objects_, std::move(lock), r.root, top_.get(), id);
   }
 
   void freeze(WorkTree& tree, const std::string& id) override {
     auto& t = static_cast<PortableWorkTree&>(tree);
+    t.writer_.commit();
     ObjectWriter w(objects_);
     std::string root = t.tree_.write(w);
     w.commit();
@@ -1339,7 +1425,12 @@ class PortableBackend final : public Backend {
     if (unlink_if_exists(commits_.get(), id)) fsync_dir(commits_.get());
   }
 
-  void discard_work(const std::string&) override {}  // nothing on disk until freeze
+  // Nothing of a work tree is on disk until freeze but receive's scratch
+  // files (and objects, which gc removes when nothing references them).
+  void discard_work(const std::string& id) override {
+    UniqueFd tmp = open_dir_if_exists(top_.get(), "tmp");
+    if (tmp) remove_tree(tmp.get(), id);
+  }
 
   GcReport gc() override {
     UniqueFd lock = gc_lock(top_.get(), true);  // waits for writers to reference their objects

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -19,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "names.h"
+#include "replication.h"
 
 namespace pfs::detail {
 
@@ -760,6 +762,131 @@ class LocalStore final : public Client {
     return result;
   }
 
+  // ---- replication ----------------------------------------------------------
+
+  Result<CommitInfo> send(std::string_view commit, Sink& out, const SendOptions& opts) override {
+    return guard([&] {
+      CommitInfo c = must_read_commit(resolve_commit(commit));
+      std::optional<CommitInfo> p;
+      if (!opts.parent.empty()) {
+        p = must_read_commit(resolve_commit(opts.parent));
+        if (p->id == c.id)
+          failf(ErrorCode::kInvalidArgument,
+                "commit {} cannot be sent against itself; name an older commit as the parent",
+                c.id);
+      }
+      if (use_native_send() && backend_->send_native(c.id, p ? p->id : "", out)) return c;
+      stream::StreamWriter w(out);
+      auto tree = tree_of(c.id);
+      StreamName self = stream_name_of(c);
+      if (p) {
+        auto parent_tree = tree_of(p->id);
+        StreamName pn = stream_name_of(*p);
+        send_tree(*tree, parent_tree.get(), self, &pn, w);
+      } else {
+        send_tree(*tree, nullptr, self, nullptr, w);
+      }
+      return c;
+    });
+  }
+
+  Result<ReceiveResult> receive(Source& in, const ReceiveOptions& opts) override {
+    return guard([&] {
+      stream::StreamReader reader(in);
+      stream::Command first;
+      reader.next(first);  // subvol or snapshot: the reader allows nothing else first
+      bool replica = opts.as_commit.has_value();
+      CommitInfo c;
+      if (replica) {
+        c = *opts.as_commit;
+        check_replica(c);
+      } else {
+        check_branch_name(opts.branch);
+      }
+      FileLock graph(locks_.get(), "graph", false);
+      // A branch that receives is locked throughout, so that its head
+      // cannot move under the new commit.
+      std::optional<FileLock> branch_lock;
+      std::optional<BranchState> st;
+      if (!replica) {
+        branch_lock.emplace(locks_.get(), "branch." + opts.branch, true);
+        if (read_state_if_exists(opts.branch)) {
+          st = load_and_recover(opts.branch);
+          if (st->info.dirty)
+            failf(ErrorCode::kConflict,
+                  "branch \"{}\" has uncommitted changes; commit them first (pachctl commit -b "
+                  "{}) or receive on another branch (-b)",
+                  opts.branch, opts.branch);
+        }
+        c.id = random_hex(kCommitIdLength / 2);
+        c.parent = st ? st->info.head : "";
+        c.branch = opts.branch;
+        c.time_ns = now_ns();
+        c.message = fmt::format("received {}", first.path);
+      }
+      std::string base = receive_base(first, opts.parent);
+      CommitInfo base_info;
+      if (!base.empty()) base_info = must_read_commit(base);
+      // One receive at a time; the one in progress is recorded so that the
+      // next one (or fsck --repair) removes what a crashed one left.
+      FileLock receiving(locks_.get(), "receive", true);
+      if (replica && read_commit(c.id))
+        failf(ErrorCode::kAlreadyExists, "commit {} exists already in this store", c.id);
+      sweep_receive();
+      write_file_atomic(meta_.get(), "receiving", c.id + "\n");
+      ReceiveResult res;
+      try {
+        auto base_tree = base.empty() ? std::unique_ptr<TreeReader>(new EmptyTree) : tree_of(base);
+        auto work = backend_->work_tree(base, c.id);
+        crash_point("receive.after-work-tree");
+        AppliedStream applied = apply_stream(reader, first, *base_tree, base_info.stats, *work);
+        if (replica && (applied.stats.files != c.stats.files || applied.stats.bytes != c.stats.bytes))
+          failf(ErrorCode::kInvalidArgument,
+                "the received tree holds {} files / {} bytes, but commit {} has {} / {}: the stream "
+                "does not match the commit",
+                applied.stats.files, applied.stats.bytes, c.id, c.stats.files, c.stats.bytes);
+        c.stats = applied.stats;
+        res.skipped = std::move(applied.skipped);
+        backend_->freeze(*work, c.id);
+        work.reset();
+        crash_point("receive.after-freeze");
+        write_commit(c);  // the commit point
+      } catch (...) {
+        try {
+          if (!read_commit(c.id)) {
+            backend_->delete_commit_tree(c.id);
+            backend_->discard_work(c.id);
+          }
+          unlink_if_exists(meta_.get(), "receiving");
+        } catch (...) {  // the next receive or fsck --repair sweeps it
+        }
+        throw;
+      }
+      unlink_if_exists(meta_.get(), "receiving");
+      if (!replica) {
+        crash_point("receive.after-meta");
+        point_branch(opts.branch, c, st, c.parent, false);
+      }
+      res.commit = c;
+      res.stream_bytes = reader.bytes_read();
+      return res;
+    });
+  }
+
+  Result<BranchInfo> set_branch_head(std::string_view name, std::string_view commit,
+                                     const SetHeadOptions& opts) override {
+    return guard([&] {
+      std::string b(name);
+      check_branch_name(b);
+      FileLock graph(locks_.get(), "graph", false);
+      FileLock lock(locks_.get(), "branch." + b, true);
+      CommitInfo c = must_read_commit(resolve_commit(commit));
+      std::optional<BranchState> st;
+      if (read_state_if_exists(b)) st = load_and_recover(b);
+      return point_branch(b, c, st, opts.expected_head, opts.force);
+    });
+  }
+
   Result<FsckReport> fsck(bool repair) override {
     return guard([&] { return run_fsck(repair); });
   }
@@ -1016,6 +1143,109 @@ class LocalStore final : public Client {
     }
     work.copy_file_from(theirs, path);
     return true;
+  }
+
+  // ---- replication helpers --------------------------------------------------
+
+  // PFS_SEND_NATIVE=0 makes the btrfs backend write streams as the
+  // portable one does (to test that writer; and where the kernel's sender
+  // misbehaves).
+  static bool use_native_send() {
+    const char* v = std::getenv("PFS_SEND_NATIVE");
+    return !(v && std::string_view(v) == "0");
+  }
+
+  // A replica commit must be whole and fit the graph: its parents here.
+  void check_replica(const CommitInfo& c) {
+    if (!is_commit_id(c.id))
+      failf(ErrorCode::kInvalidArgument, "\"{}\" is not a commit id (32 hex digits)", c.id);
+    check_branch_name(c.branch);
+    for (const auto* p : {&c.parent, &c.merge_parent}) {
+      if (p->empty()) continue;
+      if (!is_commit_id(*p))
+        failf(ErrorCode::kInvalidArgument, "\"{}\" is not a commit id (32 hex digits)", *p);
+      if (!read_commit(*p))
+        failf(ErrorCode::kNotFound,
+              "commit {} needs its parent {}, which this store does not have; send that first",
+              c.id, *p);
+    }
+  }
+
+  // The commit an incremental stream applies to: the one given, else the
+  // one the stream names (pfs streams name it by id).
+  std::string receive_base(const stream::Command& first, const std::string& given) {
+    if (first.cmd != stream::Cmd::kSnapshot) return {};
+    std::string named = id_of_uuid(first.clone_uuid);
+    if (!given.empty()) {
+      std::string id = resolve_commit(given);
+      if (id != named && read_commit(named))
+        failf(ErrorCode::kInvalidArgument,
+              "the stream was made against commit {}, not {}; receive it with -p {}", named, id,
+              named);
+      return id;
+    }
+    if (!read_commit(named))
+      failf(ErrorCode::kNotFound,
+            "the stream holds the changes since commit {}, which this store does not have; "
+            "receive that commit first, or name the stream's parent with -p",
+            named);
+    return named;
+  }
+
+  // Removes what a receive that crashed left (no receive runs: the caller
+  // holds the receive lock).
+  void sweep_receive() {
+    auto text = read_small_file(meta_.get(), "receiving");
+    if (!text) return;
+    std::string id = text->substr(0, text->find('\n'));
+    if (is_commit_id(id) && !read_commit(id)) {
+      backend_->delete_commit_tree(id);
+      backend_->discard_work(id);
+    }
+    unlink_if_exists(meta_.get(), "receiving");
+  }
+
+  // Makes commit c the head and working state of branch b (creating it),
+  // if its head is `expected` (nullopt: any) and it has no uncommitted
+  // writes (unless force). Caller holds b's lock; st is its recovered state.
+  BranchInfo point_branch(const std::string& b, const CommitInfo& c, std::optional<BranchState>& st,
+                          const std::optional<std::string>& expected, bool force) {
+    if (!st) {
+      if (expected && !expected->empty())
+        failf(ErrorCode::kConflict, "branch \"{}\" does not exist (expected its head at {})", b,
+              *expected);
+      backend_->create_branch_tree(b, c.id);
+      crash_point("branch.after-tree");
+      BranchState n;
+      n.info.name = b;
+      n.info.head = c.id;
+      n.info.stats = c.stats;
+      n.info.created_ns = now_ns();
+      save_state(n);  // the commit point
+      return n.info;
+    }
+    if (expected && st->info.head != *expected)
+      failf(ErrorCode::kConflict, "branch \"{}\" moved: its head is {}, not {}", b,
+            st->info.head.empty() ? "none" : st->info.head, expected->empty() ? "none" : *expected);
+    if (st->info.head == c.id && !st->info.dirty) return st->info;
+    if (st->info.dirty && !force)
+      failf(ErrorCode::kConflict,
+            "branch \"{}\" has uncommitted changes; commit them first (pachctl commit -b {}) or "
+            "discard them with --force",
+            b, b);
+    // Recovery rolls this forward (the commit exists): reset, then head.
+    st->pending_op = "reset";
+    st->pending_id = c.id;
+    save_state(*st);
+    backend_->reset_branch_tree(b, c.id);
+    crash_point("set-head.after-reset");
+    st->info.head = c.id;
+    st->info.dirty = false;
+    st->info.stats = c.stats;
+    st->pending_op.clear();
+    st->pending_id.clear();
+    save_state(*st);
+    return st->info;
   }
 
   // ---- the commit graph -----------------------------------------------------
@@ -1337,6 +1567,18 @@ class LocalStore final : public Client {
                               st.info.stats.files, st.info.stats.bytes, counted.files,
                               counted.bytes));
         }
+      }
+    }
+    // A receive that crashed (or runs now: repair waits for it).
+    if (read_small_file(meta_.get(), "receiving")) {
+      if (repair) {
+        FileLock receiving(locks_.get(), "receive", true);
+        sweep_receive();
+        r.repaired.push_back("removed what an interrupted receive left");
+      } else {
+        r.leftovers.push_back(
+            "a receive is running or was interrupted (the next receive or fsck --repair removes "
+            "what it left)");
       }
     }
     // Leftovers: trees with no metadata (a crash between the two steps).

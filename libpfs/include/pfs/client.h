@@ -182,6 +182,40 @@ class Client {
   virtual Result<MergeResult> merge(std::string_view into, std::string_view from,
                                     const MergeOptions& opts = {}) = 0;
 
+  // ---- replication (pfs/replicate.h builds clone, push and pull on these) ---
+
+  // Writes the tree of `commit` (any form inspect_commit takes) to `out` as
+  // a btrfs send stream (version 1, as `btrfs send` writes it: `btrfs
+  // receive` accepts it): the whole tree, or with opts.parent only the
+  // changes since that commit. The stream names the commit by its id (the
+  // subvolume's name and UUID) and the parent likewise. Returns the commit
+  // sent. Errors: kNotFound (commit, parent), kInvalidArgument, kIo (out
+  // failed: the stream is cut short).
+  virtual Result<CommitInfo> send(std::string_view commit, Sink& out,
+                                  const SendOptions& opts = {}) = 0;
+
+  // Reads a btrfs send stream (version 1, from pfs or `btrfs send`) and
+  // records its tree as a new commit: on opts.branch (created when absent;
+  // the branch's head becomes the new commit's parent, and its working
+  // state the tree), or with opts.as_commit as exactly that commit, moving
+  // no branch. Every command of the stream is checked (checksum, lengths,
+  // paths) before anything becomes visible; a bad, truncated or hostile
+  // stream is refused with kInvalidArgument and leaves the store as it
+  // was. Regular files and directories are kept (not owners, modes, times
+  // or extended attributes); other entries are skipped and listed.
+  // Errors: kInvalidArgument (bad stream), kNotFound (the parent an
+  // incremental stream needs), kConflict (the branch has uncommitted
+  // writes, or moved meanwhile), kAlreadyExists (as_commit's id exists).
+  virtual Result<ReceiveResult> receive(Source& in, const ReceiveOptions& opts = {}) = 0;
+
+  // Points branch `name` at `commit` (any form inspect_commit takes): its
+  // head becomes the commit and its working state the commit's tree. A
+  // missing branch is created. Refuses with kConflict when the branch's
+  // head is not opts.expected_head, or it has uncommitted writes (unless
+  // opts.force). Errors: kInvalidArgument, kNotFound (commit), kConflict.
+  virtual Result<BranchInfo> set_branch_head(std::string_view name, std::string_view commit,
+                                             const SetHeadOptions& opts = {}) = 0;
+
   // Checks the store: metadata, trees, commit graph, size figures. With
   // `repair`, fixes what can be fixed without losing data (size figures,
   // leftovers of interrupted operations).

@@ -28,6 +28,7 @@ void to_json(nlohmann::json& j, const FsckReport& v);
 void to_json(nlohmann::json& j, const StoreInfo& v);
 void to_json(nlohmann::json& j, const GcReport& v);
 void to_json(nlohmann::json& j, const PutDirResult& v);
+void to_json(nlohmann::json& j, const ReceiveResult& v);
 void to_json(nlohmann::json& j, const Error& v);
 void from_json(const nlohmann::json& j, TreeStats& v);
 void from_json(const nlohmann::json& j, MergeResult& v);
@@ -35,6 +36,7 @@ void from_json(const nlohmann::json& j, FsckReport& v);
 void from_json(const nlohmann::json& j, GcReport& v);
 void from_json(const nlohmann::json& j, StoreInfo& v);
 void from_json(const nlohmann::json& j, PutDirResult& v);
+void from_json(const nlohmann::json& j, ReceiveResult& v);
 void from_json(const nlohmann::json& j, Error& v);
 
 // "2026-11-24T19:02:28.123456789Z" for nanoseconds since the epoch.

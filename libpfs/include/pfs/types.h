@@ -145,6 +145,42 @@ struct RevertOptions {
   std::string message;  // default: "revert to <id>"
 };
 
+// Replication (send, receive, set_branch_head; pfs/replicate.h).
+struct SendOptions {
+  // Send only what changed since this commit (which the receiver must have);
+  // empty: the whole tree.
+  std::string parent;
+};
+
+struct ReceiveOptions {
+  // The branch that gets the received tree as a new commit (the branch is
+  // created when absent). Ignored with `as_commit`.
+  std::string branch = "master";
+  // The commit an incremental stream was made against. Empty: the commit
+  // the stream names as its parent (streams pfs writes name it by id).
+  std::string parent;
+  // Replication: record the tree as exactly this commit (id, parents,
+  // branch, time, message; its figures are checked against the tree) and
+  // move no branch. Its parents must exist in the store.
+  std::optional<CommitInfo> as_commit;
+};
+
+struct ReceiveResult {
+  CommitInfo commit;                  // the commit made
+  std::uint64_t stream_bytes = 0;     // bytes of stream read
+  // Entries of the stream a pfs tree cannot hold (symbolic links, devices,
+  // FIFOs, sockets): skipped, as put-file -r skips them.
+  std::vector<std::string> skipped;
+};
+
+struct SetHeadOptions {
+  // The head the branch must have now for the move to happen ("" = a
+  // branch without commits, or no branch: it is created). nullopt: any.
+  std::optional<std::string> expected_head;
+  // Move even when the branch has uncommitted writes (they are discarded).
+  bool force = false;
+};
+
 struct MergeOptions {
   enum class Strategy { kFail, kOurs, kTheirs };
   Strategy on_conflict = Strategy::kFail;  // kFail: report and change nothing
