@@ -31,6 +31,9 @@ struct Entry {
   // ...unless both identities are content hashes: then different means
   // different, and no bytes need to be read.
   bool identity_is_content = false;
+  // Names of the file's inode (hard links): above 1 only on btrfs, where
+  // the identity then names the inode.
+  std::uint64_t links = 1;
 };
 
 // An open regular file of a tree.

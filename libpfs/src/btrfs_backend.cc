@@ -54,6 +54,7 @@ Entry entry_from_stat(const std::string& path, const struct stat& st) {
   } else {
     e.info.type = FileInfo::Type::kFile;
     e.info.size = static_cast<std::uint64_t>(st.st_size);
+    e.links = static_cast<std::uint64_t>(st.st_nlink);
     // A snapshot keeps inode numbers and ctimes; pfs never rewrites a file in
     // place (it renames a new inode over it), so these match only for the
     // very same, unchanged file.

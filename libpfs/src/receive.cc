@@ -30,6 +30,17 @@ namespace {
 using stream::Cmd;
 using stream::Command;
 
+// A file's bytes: an inode's, shared by all its names.
+struct FileData {
+  std::uint64_t size = 0;
+  std::uint64_t scratch = 0;  // its scratch file once its bytes changed (0: none)
+  // Where the bytes are in the base tree (until changed); empty for a file
+  // the stream made.
+  std::optional<std::string> base_path;
+  std::string identity;    // the base entry's
+  std::uint64_t links = 1;  // the base inode's names
+};
+
 struct Node {
   enum class Kind : std::uint8_t { kDir, kFile, kOther };
   Kind kind = Kind::kFile;
@@ -38,9 +49,8 @@ struct Node {
   // A directory: its entries (read from the base when first needed).
   bool loaded = false;
   std::map<std::string, std::shared_ptr<Node>> kids;
-  // A file: its size, and its scratch file once its bytes changed (0: none).
-  std::uint64_t size = 0;
-  std::uint64_t scratch = 0;
+  // A file: its bytes.
+  std::shared_ptr<FileData> file;
 };
 using NodePtr = std::shared_ptr<Node>;
 
@@ -55,6 +65,7 @@ class Applier {
     root_ = std::make_shared<Node>();
     root_->kind = Node::Kind::kDir;
     root_->base_path = "";
+    by_base_[""] = root_;
   }
 
   void apply(const Command& c) {
@@ -119,9 +130,55 @@ class Applier {
         n->kind = Node::Kind::kDir;
       } else {
         n->kind = Node::Kind::kFile;
-        n->size = e.info.size;
+        n->file = std::make_shared<FileData>();
+        n->file->size = e.info.size;
+        n->file->base_path = e.info.path;
+        n->file->identity = e.identity;
+        n->file->links = e.links;
       }
+      by_base_[e.info.path] = n;
       d.kids.emplace(path_base(e.info.path), std::move(n));
+    }
+  }
+
+  // The node that was at `path` in the base, wherever it is now (nullptr
+  // when it is gone).
+  NodePtr node_of_base(const std::string& path) {
+    auto it = by_base_.find(path);
+    if (it != by_base_.end()) return it->second.lock();
+    if (path.empty()) return nullptr;
+    NodePtr dir = node_of_base(path_parent(path));
+    if (!dir || dir->kind != Node::Kind::kDir || dir->loaded) return nullptr;
+    load(*dir);
+    it = by_base_.find(path);
+    return it == by_base_.end() ? nullptr : it->second.lock();
+  }
+
+  // A base inode with several names (btrfs hard links) that the stream
+  // changes through one name changes under all: their nodes share its
+  // bytes from now on. Finding the other names takes one walk of the base.
+  void join_links(const std::shared_ptr<FileData>& d) {
+    if (!links_) {
+      links_.emplace();
+      std::vector<std::string> todo{""};
+      while (!todo.empty()) {
+        std::string dir = std::move(todo.back());
+        todo.pop_back();
+        for (auto& e : base_.list(dir)) {
+          if (e.info.type == FileInfo::Type::kDirectory)
+            todo.push_back(e.info.path);
+          else if (e.links > 1 && !e.identity.empty())
+            (*links_)[e.identity].push_back(e.info.path);
+        }
+      }
+    }
+    auto it = links_->find(d->identity);
+    if (it == links_->end()) return;
+    for (const auto& p : it->second) {
+      NodePtr other = node_of_base(p);
+      if (other && other->kind == Node::Kind::kFile && other->file != d &&
+          !other->file->scratch && other->file->base_path == p)
+        other->file = d;
     }
   }
 
@@ -169,6 +226,7 @@ class Applier {
     auto n = std::make_shared<Node>();
     n->kind = kind;
     n->loaded = true;
+    if (kind == Node::Kind::kFile) n->file = std::make_shared<FileData>();
     dir.kids.emplace(name, std::move(n));
   }
 
@@ -223,15 +281,16 @@ class Applier {
     parent_of(path).kids.erase(path_base(path));
   }
 
-  Node& file(const std::string& path) {
+  FileData& file(const std::string& path) {
     NodePtr n = must(path);
     if (n->kind != Node::Kind::kFile) bad(fmt::format("\"{}\" is not a regular file", path));
-    return *n;
+    if (n->file->links > 1 && !n->file->scratch) join_links(n->file);
+    return *n->file;
   }
 
-  // The scratch file holding the node's bytes, made (from the base's
+  // The scratch file holding the file's bytes, made (from the base's
   // bytes, a reflink where the file system can) when first needed.
-  int data(Node& n) {
+  int data(FileData& n) {
     if (n.scratch) return open_scratch(n.scratch, false);
     std::uint64_t id = next_scratch_++;
     int fd = open_scratch(id, true);
@@ -282,14 +341,14 @@ class Applier {
   }
 
   void write(const Command& c) {
-    Node& n = file(c.path);
+    FileData& n = file(c.path);
     int fd = data(n);
     pwrite_all(fd, c.data.data(), c.data.size(), c.file_offset);
     n.size = std::max(n.size, c.file_offset + c.data.size());
   }
 
   void truncate(const Command& c) {
-    Node& n = file(c.path);
+    FileData& n = file(c.path);
     int fd = data(n);
     if (::ftruncate(fd, static_cast<off_t>(c.size)) != 0) fail_errno(errno, "truncate");
     n.size = c.size;
@@ -298,9 +357,9 @@ class Applier {
   // Copies bytes from a file of this stream's tree (as it is now) or of the
   // parent's tree (as it was): the two subvolumes a stream may clone from.
   void clone(const Command& c) {
-    Node& dst = file(c.path);
+    FileData& dst = file(c.path);
     std::unique_ptr<FileReader> from_base;
-    Node* src = nullptr;
+    FileData* src = nullptr;
     std::uint64_t src_size = 0;
     if (c.clone_uuid == self_uuid_) {
       src = &file(c.clone_path);
@@ -398,19 +457,21 @@ class Applier {
           if (!w) work_.make_dir(p);
           sync_dir(p, *kid);
           break;
-        case Node::Kind::kFile:
-          if (w && w->info.type == FileInfo::Type::kFile && !kid->scratch && kid->base_path == p)
+        case Node::Kind::kFile: {
+          FileData& f = *kid->file;
+          if (w && w->info.type == FileInfo::Type::kFile && !f.scratch && f.base_path == p)
             break;  // the base's file, where it was
           if (w) sub(*w);
-          if (kid->scratch || !kid->base_path) {
-            if (!kid->scratch) data(*kid);  // a new, empty file
-            work_.place_scratch(kid->scratch, p);
+          if (f.scratch || !f.base_path) {
+            if (!f.scratch) data(f);  // a new, empty file
+            work_.place_scratch(f.scratch, p);
           } else {
-            work_.copy_file_from(base_, *kid->base_path, p);
+            work_.copy_file_from(base_, *f.base_path, p);
           }
           files_ += 1;
-          bytes_ += static_cast<std::int64_t>(kid->size);
+          bytes_ += static_cast<std::int64_t>(f.size);
           break;
+        }
       }
     }
   }
@@ -428,6 +489,9 @@ class Applier {
   std::unordered_map<std::uint64_t, std::list<std::pair<std::uint64_t, UniqueFd>>::iterator> open_;
   std::int64_t files_ = 0, bytes_ = 0;
   std::vector<std::string> skipped_;
+  // Nodes by their path in the base; base files with several names.
+  std::unordered_map<std::string, std::weak_ptr<Node>> by_base_;
+  std::optional<std::unordered_map<std::string, std::vector<std::string>>> links_;
 };
 
 }  // namespace
