@@ -103,6 +103,7 @@ class Applier {
     cmd_ = nullptr;
     files_ = static_cast<std::int64_t>(base_stats.files);
     bytes_ = static_cast<std::int64_t>(base_stats.bytes);
+    check_names("", *root_);  // before anything is written
     sync_dir("", *root_);
     AppliedStream out;
     if (files_ < 0 || bytes_ < 0) fail(ErrorCode::kInternal, "receive: negative tree figures");
@@ -190,6 +191,10 @@ class Applier {
     for (;;) {
       std::size_t slash = path.find('/', start);
       std::string name = path.substr(start, slash == std::string::npos ? slash : slash - start);
+      if (cur->kind == Node::Kind::kOther) {
+        bad(fmt::format("\"{}\" passes through \"{}\", a symbolic link or special file", path,
+                        path.substr(0, start - 1)));
+      }
       if (cur->kind != Node::Kind::kDir) {
         bad(fmt::format("\"{}\" passes through \"{}\", which is not a directory", path,
                         path.substr(0, start - 1)));
@@ -214,6 +219,9 @@ class Applier {
     std::string dir = path_parent(path);
     NodePtr d = find(dir);
     if (!d) bad(fmt::format("the directory of \"{}\" does not exist", path));
+    if (d->kind == Node::Kind::kOther)
+      bad(fmt::format("\"{}\" is a symbolic link or special file: nothing is made through it",
+                      dir));
     if (d->kind != Node::Kind::kDir) bad(fmt::format("\"{}\" is not a directory", dir));
     load(*d);
     return *d;
@@ -425,6 +433,17 @@ class Applier {
     }
   }
 
+  // The names of every directory the stream touched (the others are the
+  // base's, checked when it was made).
+  void check_names(const std::string& path, Node& d) {
+    if (!d.loaded) return;
+    for (auto& [name, kid] : d.kids) {
+      std::string p = path_join(path, name);
+      check_name(p);
+      if (kid->kind == Node::Kind::kDir) check_names(p, *kid);
+    }
+  }
+
   void sync_dir(const std::string& path, Node& d) {
     if (!d.loaded && d.base_path && *d.base_path == path) return;  // untouched, in place
     load(d);
@@ -437,7 +456,6 @@ class Applier {
     }
     for (auto& [name, kid] : d.kids) {
       std::string p = path_join(path, name);
-      check_name(p);
       auto h = have.find(name);
       const Entry* w = h == have.end() ? nullptr : &h->second;
       switch (kid->kind) {
