@@ -122,13 +122,13 @@ void seal(std::string& buf, std::size_t start) {
   put32_at(h + 6, crc32c(0, h, buf.size() - start));
 }
 
-// A printable form of a path for messages: at most 80 bytes, control bytes
-// escaped.
+// A printable form of a path for messages: at most 80 bytes; control and
+// non-ASCII bytes escaped, so a message is always valid UTF-8 (JSON output).
 std::string shown(std::string_view p) {
   std::string out;
   for (std::size_t i = 0; i < p.size() && i < 80; ++i) {
     auto c = static_cast<unsigned char>(p[i]);
-    if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
       out += fmt::format("\\x{:02x}", c);
     else
       out += static_cast<char>(c);
@@ -236,7 +236,9 @@ void StreamReader::fill(std::size_t need) {
     at_ = 0;
   }
   while (end_ < need && !eof_) {
-    auto n = unwrap(in_.read(std::span<char>(buf_.data() + end_, buf_.size() - end_)));
+    const std::size_t room = buf_.size() - end_;
+    auto n = unwrap(in_.read(std::span<char>(buf_.data() + end_, room)));
+    if (n > room) fail(ErrorCode::kInternal, "send stream: the input returned more than was asked");
     if (n == 0)
       eof_ = true;
     else
@@ -573,7 +575,7 @@ void StreamWriter::put(Attr a, const void* p, std::size_t n) {
   put16_at(h, static_cast<std::uint16_t>(a));
   put16_at(h + 2, static_cast<std::uint16_t>(n));
   buf_.append(h, kAttrHeaderSize);
-  buf_.append(static_cast<const char*>(p), n);
+  if (n > 0) buf_.append(static_cast<const char*>(p), n);
 }
 
 void StreamWriter::put_u64(Attr a, std::uint64_t v) {

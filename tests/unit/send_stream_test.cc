@@ -735,6 +735,13 @@ TEST_CASE("paths that could escape or confuse are refused") {
       CHECK(contains(e.message, "bad path"));
     }
   }
+  // Messages show a bad path escaped: printable ASCII only (valid UTF-8 in JSON).
+  Attrs x = valid_attrs(Cmd::kMkfile);
+  x[0].second = std::string("../\xff\xc3\n\x01\"", 8);
+  Error msg = error_of(stream_with(Cmd::kMkfile, x));
+  CHECK(contains(msg.message, "\"../\\xff\\xc3\\x0a\\x01\\x22\""));
+  CHECK(std::all_of(msg.message.begin(), msg.message.end(),
+                    [](char ch) { return ch >= 0x20 && ch < 0x7f; }));
   // The empty path, except for the root's attributes.
   Attrs a = valid_attrs(Cmd::kLink);
   a[1].second = "";
@@ -900,16 +907,23 @@ TEST_CASE("a stream btrfs send made parses, checksums and all") {
   CHECK(all[15].offset == 678);
 }
 
-TEST_CASE("regression inputs under tests/fuzz/corpus never crash and are refused") {
+TEST_CASE("the inputs kept in tests/fuzz/corpus are read or refused, nothing else") {
   namespace fs = std::filesystem;
+  // __FILE__ is relative to the build directory (meson) or absolute.
+  std::vector<fs::path> tries;
+  if (const char* root = std::getenv("SOURCE_ROOT")) tries.push_back(fs::path(root) / "tests");
+  fs::path file(__FILE__);
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  for (const fs::path& base : {fs::current_path(), exe.parent_path().parent_path(), fs::path()})
+    tries.push_back((base / file).parent_path().parent_path());
   fs::path dir;
-  if (const char* root = std::getenv("SOURCE_ROOT")) dir = fs::path(root) / "tests/fuzz/corpus";
-  if (dir.empty() || !fs::is_directory(dir)) {
-    fs::path here = fs::path(__FILE__);
-    if (here.is_relative()) here = fs::current_path() / here;
-    dir = here.parent_path().parent_path() / "fuzz/corpus";
-  }
-  if (!fs::is_directory(dir)) {
+  for (const fs::path& t : tries)
+    if (fs::is_directory(t / "fuzz/corpus", ec)) {
+      dir = t / "fuzz/corpus";
+      break;
+    }
+  if (dir.empty()) {
     MESSAGE("no corpus directory found (set SOURCE_ROOT); skipped");
     return;
   }
