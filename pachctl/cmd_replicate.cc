@@ -48,13 +48,16 @@ int replicate(Context& ctx, pfs::Client& from, pfs::Client& to, const ReplicateA
   if (!r) return ctx.fail(r.error());
   if (ctx.globals.json) {
     ctx.print_json(result_json(*r));
-    return 0;
+  } else {
+    fmt::print("sent {} commit{} ({})\n", r->commits.size(), r->commits.size() == 1 ? "" : "s",
+               human_size(r->bytes));
+    for (const auto& b : r->updated) fmt::print("branch {}: updated\n", b);
+    for (const auto& b : r->up_to_date) fmt::print("branch {}: up to date\n", b);
   }
-  fmt::print("sent {} commit{} ({})\n", r->commits.size(), r->commits.size() == 1 ? "" : "s",
-             human_size(r->bytes));
-  for (const auto& b : r->updated) fmt::print("branch {}: updated\n", b);
-  for (const auto& b : r->up_to_date) fmt::print("branch {}: up to date\n", b);
-  return 0;
+  // Refused branches: the rest is done, but the run did not do all it was
+  // asked to, so it fails (exit 5) with each reason.
+  for (const auto& why : r->refused) ctx.fail(pfs::ErrorCode::kConflict, why);
+  return ctx.status();
 }
 
 pfs::BackendKind backend_kind(const std::string& s) {
@@ -87,7 +90,9 @@ void setup_replication_commands(CLI::App& app, Context& ctx) {
   s->add_option("DST", a->dst, "A new store's directory, or the URL of a server with no commits")
       ->required();
   s->add_option("-b,--branch", a->branch, "Copy only this branch and the history it reaches");
-  s->add_option("--backend", a->backend, "For a new local store: auto, btrfs or portable")
+  s->add_option("--backend", a->backend,
+                 "For a new local store: auto, btrfs or portable (default: $PFS_BACKEND, else auto)")
+      ->envname("PFS_BACKEND")
       ->check(CLI::IsMember({"auto", "btrfs", "portable"}));
   s->footer(footer({"pachctl clone /data/pfs /backup/pfs",
                     "pachctl clone http://10.0.0.5:8080 ./copy",
@@ -97,6 +102,10 @@ void setup_replication_commands(CLI::App& app, Context& ctx) {
   add_runner(s, [a, &ctx]() -> int {
     auto from = ctx.open_end(a->src);
     if (!from) return ctx.status();
+    if (!a->branch.empty()) {  // before a store is made for nothing
+      auto b = from->inspect_branch(a->branch);
+      if (!b) return ctx.fail(b.error());
+    }
     std::unique_ptr<pfs::Client> to;
     if (is_url(a->dst)) {
       to = ctx.open_end(a->dst);

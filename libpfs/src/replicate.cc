@@ -182,11 +182,6 @@ Result<ReplicateResult> replicate(Client& from, Client& to, const ReplicateOptio
     progress.commit.clear();
     progress.finished = true;
     report();
-    if (!out.refused.empty()) {
-      std::string msg;
-      for (const auto& m : out.refused) msg += (msg.empty() ? "" : "; ") + m;
-      return Error{ErrorCode::kConflict, msg};
-    }
     return out;
   } catch (const detail::Fail& f) {
     return f.error;

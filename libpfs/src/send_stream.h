@@ -112,8 +112,10 @@ std::uint32_t crc32c(std::uint32_t crc, const void* p, std::size_t n);
 bool valid_stream_path(std::string_view p, std::string* why);
 
 // One command, its attributes checked: every attribute the command needs
-// is present, once, with its size; paths pass valid_stream_path (but a
-// symlink's target, path_link of kSymlink, is only non-empty and NUL-free);
+// is present, once, with its size; paths pass valid_stream_path, except
+// that "" (the subvolume's root, as the kernel sends it) is allowed in
+// chown, chmod, utimes, set_xattr and remove_xattr, and a symlink's target
+// (path_link of kSymlink) is only non-empty, NUL-free and at most kMaxPath;
 // offsets and sizes are at most kMaxFileSize. Fields the command does not
 // carry keep their defaults.
 struct Command {
@@ -137,9 +139,10 @@ struct Command {
 // kInvalidArgument and a message naming the command and its byte offset.
 class StreamReader {
  public:
+  // Reads and checks the stream's header (so it may throw, as next() does).
   explicit StreamReader(Source& in);
   // The next command; false once the end command has been read (and the
-  // source checked to be at its end).
+  // source checked to be at its end), and on every call after.
   bool next(Command& out);
   std::uint64_t bytes_read() const { return pos_; }
 

@@ -47,16 +47,17 @@ struct ReplicateResult {
   std::uint64_t bytes = 0;              // stream bytes sent
   std::vector<std::string> updated;     // branches created or moved
   std::vector<std::string> up_to_date;  // branches already at the source's head
-  // Branches refused (diverged, or with uncommitted writes), each with why;
-  // replicate then returns kConflict after doing all the rest.
+  // Branches refused (diverged, moved meanwhile, or with uncommitted
+  // writes), each with why; everything else is done. Check it: a refusal is
+  // not an error of the call.
   std::vector<std::string> refused;
 };
 
 // Copies what `to` lacks of `from`'s history and moves `to`'s branches to
 // `from`'s heads. Safe to run again after a failure or interruption: it
-// continues where it stopped. Errors: kNotFound (opts.branch), kConflict
-// (a branch was refused: see the message; the rest is done), and what
-// send and receive return.
+// continues where it stopped. Branches it may not move are listed in
+// `refused`. Errors: kNotFound (opts.branch), and what send and receive
+// return.
 Result<ReplicateResult> replicate(Client& from, Client& to, const ReplicateOptions& opts = {});
 
 }  // namespace pfs
