@@ -152,13 +152,13 @@ void fsync_dir(int dirfd) {
   if (::fsync(dirfd) != 0) fail_errno(errno, "fsync directory");
 }
 
-void write_file_atomic(int dirfd, const std::string& name, std::string_view data) {
+void write_file_atomic(int dirfd, const std::string& name, std::string_view data, bool durable) {
   std::string tmp = ".tmp." + name + "." + random_hex(4);
   UniqueFd fd(::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd) fail_errno(errno, "create " + tmp);
   try {
     write_all(fd.get(), data.data(), data.size(), "write " + tmp);
-    if (::fsync(fd.get()) != 0) fail_errno(errno, "fsync " + tmp);
+    if (durable && ::fsync(fd.get()) != 0) fail_errno(errno, "fsync " + tmp);
     fd.reset();
     if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) != 0)
       fail_errno(errno, "rename " + tmp);
@@ -166,7 +166,7 @@ void write_file_atomic(int dirfd, const std::string& name, std::string_view data
     ::unlinkat(dirfd, tmp.c_str(), 0);
     throw;
   }
-  fsync_dir(dirfd);
+  if (durable) fsync_dir(dirfd);
 }
 
 bool unlink_if_exists(int dirfd, const std::string& name, int flags) {

@@ -68,8 +68,11 @@ void mkdirs_beneath(int dirfd, const std::string& rel);
 std::optional<std::string> read_small_file(int dirfd, const std::string& name);
 
 // Atomically replaces dirfd/name with `data`: writes a temporary file,
-// fsyncs it, renames it over name and fsyncs the directory.
-void write_file_atomic(int dirfd, const std::string& name, std::string_view data);
+// fsyncs it, renames it over name and fsyncs the directory. Without
+// `durable`, no fsyncs: readers see the old or the new file, but after a
+// power failure it may be the old one (for what recovery can redo).
+void write_file_atomic(int dirfd, const std::string& name, std::string_view data,
+                       bool durable = true);
 
 // write(2) until all of [p, p + n) is written, retrying on EINTR; throws
 // with `what` in the message.

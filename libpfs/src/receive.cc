@@ -124,7 +124,9 @@ class Applier {
     if (d.loaded) return;
     d.loaded = true;
     if (!d.base_path) return;
-    for (auto& e : base_.list(*d.base_path)) {
+    auto& listed = base_lists_[*d.base_path];
+    listed = base_.list(*d.base_path);
+    for (auto& e : listed) {
       auto n = std::make_shared<Node>();
       n->base_path = e.info.path;
       if (e.info.type == FileInfo::Type::kDirectory) {
@@ -444,11 +446,19 @@ class Applier {
     }
   }
 
-  void sync_dir(const std::string& path, Node& d) {
+  // `fresh`: the work tree's directory at path was just made (empty).
+  void sync_dir(const std::string& path, Node& d, bool fresh = false) {
     if (!d.loaded && d.base_path && *d.base_path == path) return;  // untouched, in place
     load(d);
+    // What the work tree has there: nothing, or, when it is the base's
+    // directory of that path (not yet changed: this runs top-down), the
+    // listing read when the node was loaded.
     std::map<std::string, Entry> have;
-    for (auto& e : work_.reader().list(path)) have.emplace(path_base(e.info.path), std::move(e));
+    if (!fresh) {
+      auto cached = d.base_path && *d.base_path == path ? base_lists_.find(path) : base_lists_.end();
+      for (auto& e : cached != base_lists_.end() ? cached->second : work_.reader().list(path))
+        have.emplace(path_base(e.info.path), e);
+    }
     for (auto& [name, e] : have) {
       if (d.kids.count(name)) continue;
       sub(e);
@@ -473,7 +483,7 @@ class Applier {
             w = nullptr;
           }
           if (!w) work_.make_dir(p);
-          sync_dir(p, *kid);
+          sync_dir(p, *kid, !w);
           break;
         case Node::Kind::kFile: {
           FileData& f = *kid->file;
@@ -509,6 +519,7 @@ class Applier {
   std::vector<std::string> skipped_;
   // Nodes by their path in the base; base files with several names.
   std::unordered_map<std::string, std::weak_ptr<Node>> by_base_;
+  std::unordered_map<std::string, std::vector<Entry>> base_lists_;  // directories loaded
   std::optional<std::unordered_map<std::string, std::vector<std::string>>> links_;
 };
 

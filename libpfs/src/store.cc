@@ -833,7 +833,9 @@ class LocalStore final : public Client {
       if (replica && read_commit(c.id))
         failf(ErrorCode::kAlreadyExists, "commit {} exists already in this store", c.id);
       sweep_receive();
-      write_file_atomic(meta_.get(), "receiving", c.id + "\n");
+      // Not synced: it only tells what to sweep after a killed process (a
+      // power failure also loses what it would name: the work is not synced).
+      write_file_atomic(meta_.get(), "receiving", c.id + "\n", false);
       ReceiveResult res;
       try {
         auto base_tree = base.empty() ? std::unique_ptr<TreeReader>(new EmptyTree) : tree_of(base);
@@ -989,8 +991,9 @@ class LocalStore final : public Client {
     }
   }
 
-  void save_state(const BranchState& s) {
-    write_file_atomic(branches_.get(), s.info.name + ".json", state_to_json(s).dump(2) + "\n");
+  void save_state(const BranchState& s, bool durable = true) {
+    write_file_atomic(branches_.get(), s.info.name + ".json", state_to_json(s).dump(2) + "\n",
+                      durable);
   }
 
   // Reads a branch's state under its lock, finishing or undoing what a
@@ -1233,18 +1236,21 @@ class LocalStore final : public Client {
             "branch \"{}\" has uncommitted changes; commit them first (pachctl commit -b {}) or "
             "discard them with --force",
             b, b);
-    // Recovery rolls this forward (the commit exists): reset, then head.
+    // One durable write: the new head with the reset still pending, which
+    // recovery rolls forward (the commit exists); so the write that clears
+    // it after the reset need not be synced.
     st->pending_op = "reset";
     st->pending_id = c.id;
-    save_state(*st);
-    backend_->reset_branch_tree(b, c.id);
-    crash_point("set-head.after-reset");
     st->info.head = c.id;
     st->info.dirty = false;
     st->info.stats = c.stats;
+    save_state(*st);
+    crash_point("set-head.after-state");
+    backend_->reset_branch_tree(b, c.id);
+    crash_point("set-head.after-reset");
     st->pending_op.clear();
     st->pending_id.clear();
-    save_state(*st);
+    save_state(*st, false);
     return st->info;
   }
 

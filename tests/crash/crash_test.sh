@@ -178,4 +178,45 @@ else
   expect_eq "gc removed them" 0 "$(temps)"
 fi
 fsck_clean_after_write
+
+# receive: before its commit point nothing is there (the next receive or
+# fsck --repair sweeps the work); after it the commit is whole. set-head:
+# after its one synced write the branch is at the new head for good.
+for point in receive.after-work-tree receive.after-freeze; do
+  fresh "$point"
+  pachctl send master > "$LOCAL/s.stream"
+  export PFS_STORE=$T/store-$point-dst
+  pachctl init >/dev/null
+  before=$(pachctl log -a --json | jq -c .)
+  crash "$point" "$PACHCTL" receive -b got < "$LOCAL/s.stream"
+  expect_eq "$point: no commit" "$before" "$(pachctl log -a --json | jq -c .)"
+  expect_status 3 pachctl inspect-branch got
+  expect_status 0 pachctl fsck
+  expect_contains "$point: leftover reported" "interrupted" "$OUT"
+  C=$(pachctl receive -b got < "$LOCAL/s.stream")
+  expect_eq "$point: received after" "base" "$(pachctl get-file -c "$C" base.txt)"
+  expect_status 0 pachctl fsck
+  expect_contains "$point: swept" "problems: 0, leftovers: 0" "$OUT"
+done
+for point in receive.after-meta set-head.after-state set-head.after-reset; do
+  fresh "$point"
+  pachctl send master > "$LOCAL/s.stream"
+  export PFS_STORE=$T/store-$point-dst
+  pachctl init >/dev/null
+  echo old | pachctl put-file old.txt
+  pachctl commit -b master >/dev/null
+  OLD=$(pachctl inspect-commit --json master | jq -r .id)
+  crash "$point" "$PACHCTL" receive -b master < "$LOCAL/s.stream"
+  new=$(pachctl log -a --json | jq -r --arg o "$OLD" '.[] | select(.id != $o) | .id')
+  expect_eq "$point: the commit is there" "base" "$(pachctl get-file -c "$new" base.txt)"
+  echo x | pachctl put-file -b master x.txt 2>/dev/null || true  # the next write recovers
+  if [ "$point" = receive.after-meta ]; then
+    expect_eq "$point: head not moved" "$OLD" "$(pachctl inspect-commit --json master | jq -r .id)"
+  else
+    expect_eq "$point: head moved" "$new" "$(pachctl inspect-commit --json master | jq -r .id)"
+    expect_eq "$point: working tree reset" "base" "$(pachctl get-file -b master base.txt)"
+    expect_status 3 pachctl get-file -b master old.txt
+  fi
+  fsck_clean_after_write
+done
 finish
