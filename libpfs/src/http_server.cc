@@ -455,27 +455,18 @@ class HttpServer final : public Server {
     const std::string file = R"(/file/([\s\S]*))";
 
     svr_.set_pre_routing_handler([this](const Request& req, Response& res) {
-      t_request_start = std::chrono::steady_clock::now();
-      t_streamed.reset();
-      t_cut_reason.clear();
-      if (opts_.token.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
-      std::string want = "Bearer " + opts_.token;
-      std::string got = req.get_header_value("Authorization");
-      // Compared in constant time: the token is a secret.
-      unsigned char diff = got.size() != want.size();
-      for (std::size_t i = 0; i < want.size(); i++)
-        diff |= static_cast<unsigned char>(want[i] ^ (i < got.size() ? got[i] : 0));
-      if (diff == 0) return httplib::Server::HandlerResponse::Unhandled;
-      res.set_header("WWW-Authenticate", "Bearer");
-      send_json(res, 401,
-                json{{"error", "this server needs a token: send \"Authorization: Bearer TOKEN\" "
-                               "(pachctl: --token-file or PFS_TOKEN)"},
-                     {"code", "unauthorized"}});
-      return httplib::Server::HandlerResponse::Handled;
+      start_request();
+      return authorized(req, res) ? httplib::Server::HandlerResponse::Unhandled
+                                  : httplib::Server::HandlerResponse::Handled;
     });
     // A client that asks before sending a body (curl does for large ones)
     // learns that an upload cannot succeed before it sends the bytes.
+    // NOTE: cpp-httplib calls this before routing, so before the pre-routing
+    // handler: the token is checked here too (else the checks below would
+    // tell a client without it which branches and files exist).
     svr_.set_expect_100_continue_handler([this](const Request& req, Response& res) {
+      start_request();
+      if (!authorized(req, res)) return res.status;
       constexpr std::string_view route = "/file/";
       if (req.method == "POST" && req.path == "/receive") {
         try {
@@ -743,6 +734,31 @@ class HttpServer final : public Server {
     post("/gc", ([&c](const Request&, Response& res) { send_json(res, 200, json(take(c.gc()))); }));
   }
 
+  // A request begins: its time and figures for the log line.
+  static void start_request() {
+    t_request_start = std::chrono::steady_clock::now();
+    t_streamed.reset();
+    t_cut_reason.clear();
+  }
+
+  // Whether the request carries the token (or needs none); a 401 when not.
+  bool authorized(const Request& req, Response& res) const {
+    if (opts_.token.empty() || req.path == "/health") return true;
+    std::string want = "Bearer " + opts_.token;
+    std::string got = req.get_header_value("Authorization");
+    // Compared in constant time: the token is a secret.
+    unsigned char diff = got.size() != want.size();
+    for (std::size_t i = 0; i < want.size(); i++)
+      diff |= static_cast<unsigned char>(want[i] ^ (i < got.size() ? got[i] : 0));
+    if (diff == 0) return true;
+    res.set_header("WWW-Authenticate", "Bearer");
+    send_json(res, 401,
+              json{{"error", "this server needs a token: send \"Authorization: Bearer TOKEN\" "
+                             "(pachctl: --token-file or PFS_TOKEN)"},
+                   {"code", "unauthorized"}});
+    return false;
+  }
+
   static Ref diff_ref(const Request& req, const char* side) {
     std::string s = side;
     std::string c = s + "_commit", b = s + "_branch";
@@ -908,6 +924,7 @@ void HttpServer::get_send(const Request& req, Response& res) {
   job->start();
   const_cast<Request&>(req).ranges.clear();  // a stream is sent whole (RFC 9110 allows it)
   res.status = 200;
+  res.set_header("Accept-Ranges", "none");
   res.set_header("X-Pfs-Commit", commit.id);
   if (!o.parent.empty()) res.set_header("X-Pfs-Parent", o.parent);
   res.set_chunked_content_provider("application/octet-stream",
