@@ -80,9 +80,21 @@ echo "\$ curl -XPOST $URL/file/sales/2026-04.csv?branch=$MAIN -T -" >&2
 printf 'region,amount\nnorth,7\nsouth,9\n' | curl -s -XPOST "$URL/file/sales/2026-04.csv?branch=$MAIN" -T - >/dev/null
 pachctl --address "$URL" commit -b "$MAIN" -m "April, over HTTP"
 pachctl --address "$URL" list-file -b "$MAIN" sales
+
+echo "== 6. Copy the store with its history, then keep the copy up to date" >&2
+if [ "$MAIN" = master ]; then
+  pachctl clone "$URL" "$DATA/backup"
+  pachctl --store "$DATA/backup" log -n 3
+  echo "region,amount\nnorth,8" | pachctl put-file sales/2026-05.csv
+  pachctl commit -m "May"
+  pachctl push "$DATA/backup"          # sends only the new commit
+  pachctl --store "$DATA/backup" get-file sales/2026-05.csv
+else
+  echo "(skipped in an existing store: a clone would copy all of its history)" >&2
+fi
 kill "$SERVER"
 wait "$SERVER" || true
 
-echo "== 6. Check the store" >&2
+echo "== 7. Check the store" >&2
 pachctl fsck
 pachctl status

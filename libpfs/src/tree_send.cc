@@ -36,7 +36,8 @@ std::string id_of_uuid(const stream::Uuid& u) {
 namespace {
 
 constexpr std::size_t kBlock = 1 << 20;  // bytes read from a file at once
-constexpr std::size_t kCompare = 64 * 1024;  // a changed file is compared in pieces this big
+constexpr std::size_t kCompare = 64 * 1024;  // a changed file is read in pieces this big...
+constexpr std::size_t kBlockDiff = 4096;     // ...and compared, and sent, in blocks this big
 
 stream::Timespec timespec_of(std::int64_t ns) {
   if (ns < 0) ns = 0;
@@ -127,7 +128,8 @@ class TreeSender {
     set_time(now);
   }
 
-  // Sends the pieces of a changed file that differ from its old content.
+  // Sends the 4 KiB blocks of a changed file that differ from its old
+  // content (runs of them as one write), read 64 KiB at a time.
   void rewrite(TreeReader& old, const Entry& was, const Entry& now) {
     const std::string& p = now.info.path;
     auto in = tree_.open_file(p);
@@ -138,12 +140,20 @@ class TreeSender {
     for (std::uint64_t off = 0; off < size;) {
       std::size_t n = in->pread(std::span<char>(buf_.data(), kCompare), off);
       if (n == 0) break;
-      bool differs = true;
-      if (off < old_size) {
-        std::size_t m = prev->pread(std::span<char>(theirs.data(), n), off);
-        differs = m != n || std::memcmp(theirs.data(), buf_.data(), n) != 0;
+      std::size_t m = off < old_size ? prev->pread(std::span<char>(theirs.data(), n), off) : 0;
+      std::size_t run = 0, run_len = 0;  // a run of differing blocks in buf_
+      for (std::size_t b = 0; b < n; b += kBlockDiff) {
+        std::size_t len = std::min(kBlockDiff, n - b);
+        bool same = b + len <= m && std::memcmp(theirs.data() + b, buf_.data() + b, len) == 0;
+        if (!same) {
+          if (run_len == 0) run = b;
+          run_len += len;
+          continue;
+        }
+        if (run_len) out_.write(p, off + run, std::span<const char>(buf_.data() + run, run_len));
+        run_len = 0;
       }
-      if (differs) out_.write(p, off, std::span<const char>(buf_.data(), n));
+      if (run_len) out_.write(p, off + run, std::span<const char>(buf_.data() + run, run_len));
       off += n;
     }
   }
