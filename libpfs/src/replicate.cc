@@ -29,11 +29,16 @@ class PipeSink final : public Sink {
   PipeSink(BytePipe& pipe, std::function<void(std::uint64_t)> on_bytes)
       : pipe_(pipe), on_bytes_(std::move(on_bytes)) {}
   Result<void> write(std::span<const char> data) override {
-    if (!pipe_.push(data.data(), data.size()))
+    if (!pipe_.push(data.data(), data.size())) {
+      receiver_gone = true;
       return Error{ErrorCode::kIo, "the receiver stopped reading the stream"};
+    }
     on_bytes_(data.size());
     return {};
   }
+  // The send failed because the receiver had failed: its error is the one
+  // to report.
+  bool receiver_gone = false;
 
  private:
   BytePipe& pipe_;
@@ -127,7 +132,7 @@ Result<ReplicateResult> replicate(Client& from, Client& to, const ReplicateOptio
       pipe.close();  // a receiver that failed early stops the sender
       sender.join();
       if (!got && got.error().code != ErrorCode::kAlreadyExists) {  // exists: a racing copy
-        if (send_error) return *send_error;
+        if (send_error && !sink.receiver_gone) return *send_error;
         return got.error();
       }
       out.commits.push_back(c->id);
