@@ -26,7 +26,7 @@ expect_contains "pkg-config build runs" "master has 1 commit(s)" "$out"
 # The static library links too.
 g++ -std=c++20 "${SAN[@]}" "$SOURCE_ROOT/examples/hello_pfs.cc" -o "$LOCAL/hello-static" \
   $(PKG_CONFIG_PATH=$PC PKG_CONFIG_SYSROOT_DIR=$DEST pkg-config --cflags libpfs) \
-  "$LIBDIR/libpfs.a" $(pkg-config --libs fmt libbtrfsutil libcrypto cpp-httplib libcurl libarchive)
+  "$LIBDIR/libpfs.a" $(pkg-config --libs $(PKG_CONFIG_PATH=$PC PKG_CONFIG_SYSROOT_DIR=$DEST pkg-config --print-requires-private libpfs))
 out=$("$LOCAL/hello-static" "$T/example-store-3")
 expect_contains "static build runs" "master has 1 commit(s)" "$out"
 finish
