@@ -1,8 +1,10 @@
 // serve: the HTTP server over the local store (docs/http.md).
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <atomic>
+#include <chrono>
 #include <cctype>
 #include <cstdio>
 #include <mutex>
@@ -22,9 +24,18 @@ struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
   std::string token_file;
   std::size_t threads = 64;
+  std::size_t io_threads = 0;
+  std::size_t max_connections = 16384;
+  std::size_t max_per_client = 256;
+  double header_timeout = 10, idle_timeout = 15, io_timeout = 60;
   std::string max_upload = "0";
+  bool insecure = false;
   bool quiet = false;
 };
+
+std::chrono::milliseconds millis(double seconds) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+}
 
 // "HOST:PORT", ":PORT" (loopback), "PORT", or "[v6]:PORT".
 bool parse_listen(const std::string& s, std::string& host, int& port) {
@@ -77,14 +88,28 @@ int run_serve(const ServeOptions& o, Context& ctx) {
                     fmt::format("--max-upload {}: use bytes, or a number with K, M, G or T",
                                 o.max_upload));
   if (!o.token_file.empty()) {
-    if (!read_token_file(o.token_file, opts.token))
+    struct stat st{};
+    if (::stat(o.token_file.c_str(), &st) != 0 || !read_token_file(o.token_file, opts.token))
       return ctx.fail(pfs::ErrorCode::kNotFound,
                       fmt::format("cannot read the token file {}", o.token_file));
+    // A secret that others can read is no secret (ssh refuses such keys too).
+    if ((st.st_mode & 077) != 0)
+      return ctx.fail(pfs::ErrorCode::kInvalidArgument,
+                      fmt::format("the token file {} is readable by others (mode {:03o}); make it "
+                                  "private with: chmod 600 {}",
+                                  o.token_file, st.st_mode & 0777, o.token_file));
     if (opts.token.empty())
       return ctx.fail(pfs::ErrorCode::kInvalidArgument,
                       fmt::format("the token file {} is empty; put a secret in it", o.token_file));
   }
   opts.threads = o.threads;
+  opts.io_threads = o.io_threads;
+  opts.max_connections = o.max_connections;
+  opts.max_per_client = o.max_per_client;
+  opts.header_timeout = millis(o.header_timeout);
+  opts.idle_timeout = millis(o.idle_timeout);
+  opts.io_timeout = millis(o.io_timeout);
+  opts.insecure = o.insecure;
   if (!o.quiet) {
     auto mu = std::make_shared<std::mutex>();
     opts.log = [mu](std::string_view line) {
@@ -121,6 +146,11 @@ int run_serve(const ServeOptions& o, Context& ctx) {
     srv->stop();
   });
   std::string host = opts.host.find(':') != std::string::npos ? "[" + opts.host + "]" : opts.host;
+  if (opts.insecure && opts.token.empty())
+    fmt::print(stderr,
+               "pachctl serve: WARNING: --insecure: anyone who can reach {} can read and change "
+               "this store; give a token (--token-file) unless the network is trusted\n",
+               host);
   fmt::print(stderr, "pachctl serve: store {} ({}) on http://{}:{}{}\n", info->path, info->backend,
              host, srv->port(), opts.token.empty() ? "" : " (token required)");
   std::fflush(stderr);
@@ -146,17 +176,39 @@ void setup_serve_command(CLI::App& app, Context& ctx) {
   s->add_option("--token-file", o->token_file,
                 "Require \"Authorization: Bearer TOKEN\" with the token in this file")
       ->type_name("FILE");
-  s->add_option("--threads", o->threads, "Connections served at once (default 64)")
-      ->check(CLI::Range(2, 4096));
+  s->add_option("--threads", o->threads,
+                "Requests that may block on the store served at once (default 64); idle "
+                "connections take none")
+      ->check(CLI::Range(1, 4096));
+  s->add_option("--io-threads", o->io_threads, "Network threads (default 0: one per CPU, at most 8)")
+      ->check(CLI::Range(0, 64));
+  s->add_option("--max-connections", o->max_connections,
+                "Open connections at most (default 16384); more are answered 503")
+      ->check(CLI::Range(1, 1000000));
+  s->add_option("--max-per-client", o->max_per_client,
+                "Open connections at most from one client address (default 256)")
+      ->check(CLI::Range(1, 1000000));
+  s->add_option("--header-timeout", o->header_timeout,
+                "Seconds for a request's line and headers to arrive, in all (default 10); then 408")
+      ->check(CLI::Range(0.1, 3600.0));
+  s->add_option("--idle-timeout", o->idle_timeout,
+                "Seconds a kept-alive connection may wait for its next request (default 15)")
+      ->check(CLI::Range(0.1, 3600.0));
+  s->add_option("--io-timeout", o->io_timeout,
+                "Seconds a body or response may make no progress before it is cut off (default 60)")
+      ->check(CLI::Range(0.1, 3600.0));
+  s->add_flag("--insecure", o->insecure,
+              "Allow listening on a non-loopback address without a token (warned at every start)");
   s->add_option("--max-upload", o->max_upload,
                 "Refuse request bodies larger than this (413), e.g. 10G; 0: no limit (default)")
       ->type_name("SIZE");
   s->add_flag("-q,--quiet", o->quiet, "No log line per request");
   s->footer(footer({"pachctl serve", "pachctl --store /mnt/btrfs/store serve --listen :9000",
-                    "pachctl serve --listen 0.0.0.0:8080 --token-file /etc/pfs/token",
+                    "pachctl serve --listen 0.0.0.0:8080 --token-file /etc/pfs/token   # chmod 600",
                     "curl -XPOST 'http://127.0.0.1:8080/file/a.txt?branch=master' -T a.txt"},
                    "0 stopped by SIGTERM or SIGINT after the requests in progress finished; "
-                   "2 bad option; 3 no store there; 6 the address is in use; 7 a privileged "
+                   "2 bad option (also: a non-loopback address without a token or --insecure, a "
+                   "token file others can read, a token under 16 characters); 3 no store there; 6 the address is in use; 7 a privileged "
                    "port."));
   add_runner(s, [o, &ctx] { return run_serve(*o, ctx); });
 }

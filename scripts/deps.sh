@@ -5,7 +5,7 @@ set -eu -o pipefail
 PACKAGES=(
   g++ meson ninja-build pkg-config          # toolchain
   libcli11-dev libcurl4-openssl-dev nlohmann-json3-dev libbtrfsutil-dev libssl-dev libfmt-dev doctest-dev
-  libcpp-httplib-dev libarchive-dev           # HTTP server; tar streams of directories
+  libboost-dev libarchive-dev                 # HTTP server (Beast, Asio); tar streams of directories
   libisal-dev                               # CRC-32C of btrfs send streams
   clang libclang-rt-14-dev                  # the libFuzzer target of the stream reader (scripts/fuzz.sh)
   btrfs-progs                               # mkfs.btrfs for the test file system

@@ -219,15 +219,17 @@ expect_contains "server said it stopped" "stopped" "$(cat "$T/server.log")"
 curl -s -o /dev/null "$H/health" && fail "server still answers after SIGTERM" || ok
 
 # ---- a token -----------------------------------------------------------------------------
-echo "s3cret-token" > "$LOCAL/token"
+# A token file must be private and the token long (safe by default).
+echo "s3cret-token-0123456789" > "$LOCAL/token"
+chmod 600 "$LOCAL/token"
 serve "$PFS_STORE" "$T/server2.log" --token-file "$LOCAL/token"
 expect_error "no token" 401 unauthorized GET "$H/branch"
 expect_error "wrong token" 401 unauthorized GET "$H/branch" -H "Authorization: Bearer wrong"
-expect_eq "right token" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer s3cret-token' $H/branch)"
+expect_eq "right token" "200" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer s3cret-token-0123456789' $H/branch)"
 expect_eq "health needs none" "200" "$(curl -s -o /dev/null -w '%{http_code}' $H/health)"
 expect_status 7 pachctl --address "$H" list-branch
 expect_status 0 pachctl --address "$H" --token-file "$LOCAL/token" list-branch
-PFS_TOKEN=s3cret-token expect_status 0 pachctl --address "$H" list-branch
+PFS_TOKEN=s3cret-token-0123456789 expect_status 0 pachctl --address "$H" list-branch
 
 # ---- --max-upload: 413 -------------------------------------------------------------------
 serve "$PFS_STORE" "$T/server3.log" --max-upload 1K

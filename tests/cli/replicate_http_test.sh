@@ -352,21 +352,23 @@ expect_contains "server died mid-stream: message" "broke off" "$(cat "$LOCAL/cut
 expect_status 2 "$PACHCTL" --store "$B" receive -b cut < "$LOCAL/cut.stream"
 
 # ---- a token ----------------------------------------------------------------------------
-echo "s3cret" > "$LOCAL/token"
+# A token file must be private and the token long (safe by default).
+echo "s3cret-0123456789abcdef" > "$LOCAL/token"
+chmod 600 "$LOCAL/token"
 serve "$B" "$T/b2.log" --token-file "$LOCAL/token"
 HT=$H
 before=$(pachctl --store "$B" --json list-branch)
 expect_error "send without token" 401 unauthorized GET "$HT/send/$C1"
 expect_error "receive without token" 401 unauthorized POST "$HT/receive?branch=tok" --data-binary @"$LOCAL/c1.stream"
 expect_error "set head without token" 401 unauthorized POST "$HT/branch/master/head?commit=$C2"
-# cpp-httplib answers "Expect: 100-continue" before routing: the token is
-# checked there too, so that the checks of an upload's query tell nothing.
+# The token is checked before "100 Continue" (and before any body), so that
+# the checks of an upload's query tell a client without it nothing.
 expect_error "100-continue without token" 401 unauthorized POST "$HT/receive?id=x" \
   -H 'Expect: 100-continue' --data-binary @"$LOCAL/c1.stream"
 expect_error "100-continue without token, a file" 401 unauthorized POST "$HT/file/x?branch=nope" \
   -H 'Expect: 100-continue' -d x
 expect_eq "no token: nothing changed" "$before" "$(pachctl --store "$B" --json list-branch)"
-auth=(-H "Authorization: Bearer s3cret")
+auth=(-H "Authorization: Bearer s3cret-0123456789abcdef")
 curl -sSf "${auth[@]}" "$HT/send/$C1" -o "$LOCAL/tok.stream" && ok || fail "send with token"
 expect_eq "send with token: magic" "$MAGIC" "$(magic "$LOCAL/tok.stream")"
 req POST "$HT/receive?branch=tok" --data-binary @"$LOCAL/c1.stream" "${auth[@]}"

@@ -2,6 +2,7 @@
 // `pachctl serve` is this class with its options on the command line.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -13,27 +14,52 @@
 
 namespace pfs {
 
+// The shortest token a server accepts (ServerOptions::token).
+inline constexpr std::size_t kMinTokenLength = 16;
+
 struct ServerOptions {
   std::string host = "127.0.0.1";  // loopback unless told otherwise
   int port = 8080;                 // 0: any free port (see Server::port())
   // When not empty, every request but GET /health must carry
-  // "Authorization: Bearer <token>" (401 otherwise).
+  // "Authorization: Bearer <token>" (401 otherwise), checked before any
+  // body is read. At least kMinTokenLength characters.
   std::string token;
-  // Connections served at once; each keeps a thread while it is open, so a
-  // long transfer never holds up another client's requests.
+  // A host that is not a loopback address needs a token, unless this is
+  // set (a trusted network): Server::create refuses otherwise.
+  bool insecure = false;
+  // Worker threads: the requests that may block on the store (uploads,
+  // commits, listings, large downloads) run on them, at most this many at
+  // once; the others wait their turn. Idle connections take none.
   std::size_t threads = 64;
+  // Network threads (accepting, reading headers, small reads); 0: one per
+  // CPU, at most 8.
+  std::size_t io_threads = 0;
+  // Open connections at most, in all and from one client address; one over
+  // a cap is answered 503 at once and closed. The total is also held under
+  // the process's limit of open files.
+  std::size_t max_connections = 16384;
+  std::size_t max_per_client = 256;
+  // The request line and headers must arrive within header_timeout of the
+  // connection (or of the request's first byte): else 408 and closed. A
+  // kept-alive connection idle for idle_timeout is closed. A body or a
+  // response that makes no progress for io_timeout is cut off.
+  std::chrono::milliseconds header_timeout{10000};
+  std::chrono::milliseconds idle_timeout{15000};
+  std::chrono::milliseconds io_timeout{60000};
   // Largest accepted request body in bytes (413 above it); 0: no limit.
   std::uint64_t max_upload = 0;
   // One line per request (UTC time, client, method, target, status, bytes,
-  // duration); none when empty.
+  // duration) and the server's notices; none when empty. Called from any
+  // of the server's threads.
   std::function<void(std::string_view line)> log;
 };
 
 class Server {
  public:
   // Binds to options.host:options.port and serves `store`, which the server
-  // owns. Errors: kInvalidArgument (bad host), kBusy (address in use),
-  // kPermissionDenied (a privileged port).
+  // owns. Errors: kInvalidArgument (bad host; a non-loopback host without a
+  // token or `insecure`; a token shorter than kMinTokenLength), kBusy
+  // (address in use), kPermissionDenied (a privileged port).
   static Result<std::unique_ptr<Server>> create(std::unique_ptr<Client> store,
                                                 ServerOptions options);
   virtual ~Server() = default;
