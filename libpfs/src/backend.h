@@ -121,6 +121,15 @@ class Backend {
   // ---- reading
   virtual std::unique_ptr<TreeReader> open_commit(const std::string& id) = 0;
   virtual std::unique_ptr<TreeReader> open_branch(const std::string& branch) = 0;
+  // One file of a commit's tree (or of a branch's working tree): what
+  // open_commit(id)->open_file(path) returns, errors included, in fewer
+  // system calls where the backend can (a small GET's cost is mostly these).
+  virtual std::unique_ptr<FileReader> open_commit_file(const std::string& id, const std::string& path) {
+    return open_commit(id)->open_file(path);
+  }
+  virtual std::unique_ptr<FileReader> open_branch_file(const std::string& branch, const std::string& path) {
+    return open_branch(branch)->open_file(path);
+  }
   virtual bool has_commit_tree(const std::string& id) = 0;
   virtual bool has_branch_tree(const std::string& branch) = 0;
   virtual std::vector<std::string> list_commit_trees() = 0;

@@ -362,6 +362,16 @@ class BtrfsBackend final : public Backend {
 
   std::string_view name() const override { return "btrfs"; }
 
+  static std::unique_ptr<FileReader> open_file_fast(int dir, const std::string& tree, const std::string& path) {
+    UniqueFd fd = open_beneath(dir, tree + "/" + path, O_RDONLY);
+    if (!fd) return nullptr;
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return nullptr;
+    auto r = file_reader(std::move(fd), static_cast<std::uint64_t>(st.st_size));
+    r->mtime_ns = pfs::detail::mtime_ns(st);
+    return r;
+  }
+
   std::unique_ptr<TreeReader> open_commit(const std::string& id) override {
     UniqueFd fd = open_dir_if_exists(commits_.get(), id);
     if (!fd) failf(ErrorCode::kNotFound, "the tree of commit {} is missing (run pachctl fsck)", id);
@@ -374,6 +384,18 @@ class BtrfsBackend final : public Backend {
       failf(ErrorCode::kNotFound,
             "branch \"{}\" not found (list branches with: pachctl list-branch)", branch);
     return std::make_unique<BtrfsTree>(std::move(fd), fmt::format("branch \"{}\"", branch), true);
+  }
+
+  // One openat2 beneath commits/ (or branches/) instead of opening the
+  // tree's root first; RESOLVE_BENEATH and no symlinks, as open_beneath
+  // always does. Any failure takes the slow path, whose errors say more.
+  std::unique_ptr<FileReader> open_commit_file(const std::string& id, const std::string& path) override {
+    if (auto r = open_file_fast(commits_.get(), id, path)) return r;
+    return open_commit(id)->open_file(path);
+  }
+  std::unique_ptr<FileReader> open_branch_file(const std::string& branch, const std::string& path) override {
+    if (auto r = open_file_fast(branches_.get(), branch, path)) return r;
+    return open_branch(branch)->open_file(path);
   }
 
   bool has_commit_tree(const std::string& id) override {

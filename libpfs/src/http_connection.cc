@@ -208,24 +208,19 @@ void Connection::start() {
   wait_request();
 }
 
+// NOTE: no async_wait for the next request: Asio's epoll reactor re-arms
+// the descriptor (epoll_ctl) for every wait, while a read after one that
+// drained the socket goes straight to epoll. The sweeper notices when the
+// first bytes of a request arrive (the buffer is no longer empty) and
+// starts the header deadline then.
 void Connection::wait_request() {
   if (e_.stopping) return close();
   timed_out_ = false;
-  if (buf_.size() > 0) {  // the next request is here already (pipelined)
-    phase_ = kHeader;
-    deadline_ = now_ms() + e_.opts.header_timeout.count();
-    // Posted: other connections of this thread get their turn first.
-    asio::post(io_.ioc, [self = shared_from_this()] { self->read_header(); });
-    return;
-  }
-  // Idle: keep no buffer (an idle connection costs a socket and this object).
-  if (buf_.capacity() > 4096) buf_ = beast::flat_buffer();
-  phase_ = kWait;
-  sock_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
-    if (ec) return self->close();
-    if (!self->first_) self->deadline_ = now_ms() + self->e_.opts.header_timeout.count();
-    self->read_header();
-  });
+  got_bytes_ = buf_.size() > 0;
+  if (got_bytes_) deadline_ = now_ms() + e_.opts.header_timeout.count();
+  // Idle: keep no big buffer (an idle connection costs little).
+  if (!got_bytes_ && buf_.capacity() > 4096) buf_ = beast::flat_buffer();
+  read_header();
 }
 
 void Connection::read_header() {
@@ -243,6 +238,7 @@ void Connection::read_header() {
 
 void Connection::on_header(beast::error_code ec) {
   if (ec) {
+    if (timed_out_ && buf_.size() == 0) return close();  // idle too long: nothing to answer
     if (timed_out_)
       return refuse(408, "timeout",
                     fmt::format("the request's line and headers did not arrive within {} s; send them "
@@ -439,7 +435,6 @@ bool Connection::drain_rest() {
 
 void Connection::after(bool keep_alive, bool linger_first) {
   if (keep_alive && !e_.stopping) {
-    first_ = false;
     parser_.reset();
     req_ = Request{};
     res_ = Response{};
@@ -502,9 +497,16 @@ void Connection::close() {
 }
 
 void Connection::sweep(std::int64_t now) {
+  int p = phase_;
+  if (p == kHeader && !got_bytes_ && buf_.size() > 0) {
+    // A request began: its line and headers have header_timeout from now
+    // (a new connection's deadline counts from its accept already).
+    got_bytes_ = true;
+    started_ = Clock::now();
+    deadline_ = std::min<std::int64_t>(deadline_, now + e_.opts.header_timeout.count());
+  }
   if (deadline_.load(std::memory_order_relaxed) > now) return;
   deadline_ = kNoDeadline;
-  int p = phase_;
   if (p == kClosed) return;
   if (p == kWorker) {
     // A worker is blocked on this socket: wake it with an error. NOTE:
@@ -520,7 +522,7 @@ void Connection::sweep(std::int64_t now) {
 
 void Connection::close_if_idle() {
   int p = phase_;
-  if (p == kWait || p == kHeader || p == kLinger) {
+  if (p == kHeader || p == kLinger) {
     beast::error_code ec;
     sock_.cancel(ec);
   }

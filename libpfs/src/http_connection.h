@@ -94,7 +94,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close_if_idle();
 
  private:
-  enum Phase : int { kWait, kHeader, kQuick, kWorker, kLinger, kClosed };
+  enum Phase : int { kHeader, kQuick, kWorker, kLinger, kClosed };
   class SocketBody;
   class SocketWriter;
 
@@ -128,9 +128,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   beast::flat_buffer buf_;
   std::optional<bhttp::request_parser<bhttp::buffer_body>> parser_;
   std::atomic<std::int64_t> deadline_{kNoDeadline};
-  std::atomic<int> phase_{kWait};
+  std::atomic<int> phase_{kHeader};
   bool timed_out_ = false;
-  bool first_ = true;
+  bool got_bytes_ = false;  // of the request being read
   bool head_only_ = false;
   bool http10_ = false;
   bool expect_continue_ = false, continue_sent_ = false;

@@ -373,8 +373,16 @@ class LocalStore final : public Client {
   Result<std::unique_ptr<FileHandle>> open_file(const Ref& ref, std::string_view path) override {
     return guard([&]() -> std::unique_ptr<FileHandle> {
       std::string p = normalize_path(path);
-      auto tree = open_ref(ref);
-      auto reader = tree->open_file(p);
+      std::unique_ptr<FileReader> reader;
+      if (ref.kind == Ref::Kind::kCommit) {
+        reader = backend_->open_commit_file(resolve_commit(ref.name), p);
+      } else if (ref.kind == Ref::Kind::kBranch) {
+        check_branch_name(ref.name);
+        read_state(ref.name);
+        reader = backend_->open_branch_file(ref.name, p);
+      } else {
+        reader = open_ref(ref)->open_file(p);
+      }
       FileInfo info;  // of what was opened, should the path have changed since
       info.path = p;
       info.type = FileInfo::Type::kFile;
