@@ -204,7 +204,7 @@ void setup_serve_command(CLI::App& app, Context& ctx) {
       ->type_name("SIZE");
   s->add_flag("-q,--quiet", o->quiet, "No log line per request");
   s->footer(footer({"pachctl serve", "pachctl --store /mnt/btrfs/store serve --listen :9000",
-                    "pachctl serve --listen 0.0.0.0:8080 --token-file /etc/pfs/token   # chmod 600",
+                    "pachctl serve --listen 0.0.0.0:8080 --token-file /etc/pfs/token",
                     "curl -XPOST 'http://127.0.0.1:8080/file/a.txt?branch=master' -T a.txt"},
                    "0 stopped by SIGTERM or SIGINT after the requests in progress finished; "
                    "2 bad option (also: a non-loopback address without a token or --insecure, a "
