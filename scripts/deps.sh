@@ -13,6 +13,7 @@ PACKAGES=(
   curl                                      # the HTTP tests and the demo drive the server with it
   git                                       # the benchmark compares against git
   util-linux                                # losetup, mount, setpriv
+  iproute2                                  # ss: the HTTP tests check the listen backlog
   e2fsprogs                                 # mkfs.ext4: the portable backend is tested on ext4
 )
 missing=()

@@ -1,5 +1,7 @@
 #include "tar.h"
 
+#include <locale.h>
+
 #include <archive.h>
 #include <archive_entry.h>
 
@@ -16,6 +18,26 @@ la_ssize_t write_cb(struct archive*, void* self, const void* buf, size_t n) {
 
 void set_mtime(struct archive_entry* e, std::int64_t ns) {
   archive_entry_set_mtime(e, ns / 1000000000, ns % 1000000000);
+}
+
+}  // namespace
+
+namespace {
+
+// archive_write_header with this thread's character type set to UTF-8.
+// NOTE: libarchive converts names through the locale; in the C locale (a
+// server's) it cannot convert a UTF-8 name, and its pax writer then reads
+// a NULL name: a tar of a directory holding "été" crashed the server.
+// uselocale() changes this thread only, for this call only.
+int write_header(struct archive* a, struct archive_entry* e) {
+  locale_t utf8 = ::newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
+  locale_t old = utf8 ? ::uselocale(utf8) : nullptr;
+  int rc = archive_write_header(a, e);
+  if (utf8) {
+    ::uselocale(old);
+    ::freelocale(utf8);
+  }
+  return rc;
 }
 
 }  // namespace
@@ -52,7 +74,7 @@ void TarWriter::add_dir(const std::string& path, std::int64_t mtime_ns) {
   archive_entry_set_filetype(e, AE_IFDIR);
   archive_entry_set_perm(e, 0755);
   set_mtime(e, mtime_ns);
-  int rc = archive_write_header(a_, e);
+  int rc = write_header(a_, e);
   archive_entry_free(e);
   check(rc, "directory header");
 }
@@ -64,7 +86,7 @@ void TarWriter::begin_file(const std::string& path, std::uint64_t size, std::int
   archive_entry_set_perm(e, 0644);
   archive_entry_set_size(e, static_cast<la_int64_t>(size));
   set_mtime(e, mtime_ns);
-  int rc = archive_write_header(a_, e);
+  int rc = write_header(a_, e);
   archive_entry_free(e);
   check(rc, "file header");
 }

@@ -410,6 +410,25 @@ if serve "$PFS_STORE" "$T/global.log" -q --max-connections 20; then
   stop_server
 fi
 
+# ---- a tar of a directory with a UTF-8 name crashed the server ------------------------------
+# (libarchive converts names through the locale; in the C locale its pax
+# writer read a NULL name: found by the fuzzer, file "été").
+UT=$T/utf8
+"$PACHCTL" init "$UT" >/dev/null
+echo a | "$PACHCTL" --store "$UT" put-file "d/été"
+echo b | "$PACHCTL" --store "$UT" put-file "d/sub/日本語 ü.txt"
+if serve "$UT" "$T/utf8.log" -q; then
+  expect_eq "tar of a UTF-8 name crashed the server: glob as tar" "d/été" \
+    "$(curl -s "$H/file/d/*?format=tar" | tar -tf - 2>&1)"
+  expect_eq "tar of a UTF-8 name crashed the server: archive" "sub/ sub/日本語 ü.txt été" \
+    "$(curl -s "$H/archive/d" | tar -tf - 2>&1 | sort | xargs -d '\n')"
+  alive "tar of a UTF-8 name"
+  rm -rf "$LOCAL/utf8.back"
+  "$PACHCTL" --address "$H" get-file -r d "$LOCAL/utf8.back" && ok || fail "remote get-file -r of UTF-8 names"
+  expect_eq "remote get-file -r of UTF-8 names: bytes" "b" "$(cat "$LOCAL/utf8.back/sub/日本語 ü.txt" 2>&1)"
+  stop_server
+fi
+
 # ---- fuzz: never dies, never 5xx, never writes outside its store ------------------------------------------
 FZ=$T/fuzz
 mkdir -p "$FZ/sentinel"
