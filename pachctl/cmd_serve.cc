@@ -118,7 +118,11 @@ int run_serve(const ServeOptions& o, Context& ctx) {
       std::fflush(stderr);
     };
   }
-  auto store = pfs::open_store(ctx.store_dir());
+  // A server reads the same files of commits again and again: keep the
+  // small ones (commits never change) in 64 MiB of memory.
+  pfs::OpenOptions open_opts;
+  open_opts.file_cache_bytes = 64 << 20;
+  auto store = pfs::open_store(ctx.store_dir(), open_opts);
   if (!store) return ctx.fail(store.error());
   auto info = (*store)->info();
   if (!info) return ctx.fail(info.error());

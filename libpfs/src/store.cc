@@ -1,6 +1,7 @@
 // store.cc: the Store. On-disk layout and the commit protocol are described
 // in docs/format.md; keep the two in step.
 #include "store.h"
+#include "file_cache.h"
 
 #include <fcntl.h>
 #include <sys/sendfile.h>
@@ -278,6 +279,24 @@ class LocalFileHandle final : public FileHandle {
   std::unique_ptr<FileReader> reader_;
 };
 
+// A small file of a commit, from the cache (file_cache.h).
+class CachedFileHandle final : public FileHandle {
+ public:
+  CachedFileHandle(FileInfo info, std::shared_ptr<const std::string> bytes)
+      : info_(std::move(info)), bytes_(std::move(bytes)) {}
+  const FileInfo& info() const override { return info_; }
+  Result<std::size_t> read_at(std::uint64_t offset, std::span<char> buf) override {
+    if (offset >= bytes_->size()) return std::size_t{0};
+    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), bytes_->size() - offset));
+    std::memcpy(buf.data(), bytes_->data() + offset, n);
+    return n;
+  }
+
+ private:
+  FileInfo info_;
+  std::shared_ptr<const std::string> bytes_;
+};
+
 class LocalStore final : public Client {
  public:
   LocalStore(std::filesystem::path path, UniqueFd root, std::unique_ptr<Backend> backend)
@@ -287,6 +306,8 @@ class LocalStore final : public Client {
     branches_ = open_dir(meta_.get(), "branches");
     locks_ = open_dir(root_.get(), "locks");
   }
+
+  void enable_file_cache(std::size_t bytes) { file_cache_ = std::make_unique<CommitFileCache>(bytes); }
 
   Result<StoreInfo> info() override {
     return guard([&] {
@@ -374,8 +395,34 @@ class LocalStore final : public Client {
     return guard([&]() -> std::unique_ptr<FileHandle> {
       std::string p = normalize_path(path);
       std::unique_ptr<FileReader> reader;
+      FileInfo info;  // of what was opened, should the path have changed since
+      info.path = p;
+      info.type = FileInfo::Type::kFile;
       if (ref.kind == Ref::Kind::kCommit) {
-        reader = backend_->open_commit_file(resolve_commit(ref.name), p);
+        std::string id = resolve_commit(ref.name);
+        if (file_cache_) {
+          if (auto hit = file_cache_->get(id, p)) {
+            info.size = hit->bytes->size();
+            info.mtime_ns = hit->mtime_ns;
+            return std::make_unique<CachedFileHandle>(std::move(info), std::move(hit->bytes));
+          }
+        }
+        reader = backend_->open_commit_file(id, p);
+        if (file_cache_ && reader->size() <= CommitFileCache::kMaxFile) {
+          auto bytes = std::make_shared<std::string>(reader->size(), '\0');
+          std::size_t got = 0;
+          while (got < bytes->size()) {
+            std::size_t n = reader->pread(std::span<char>(bytes->data() + got, bytes->size() - got), got);
+            if (n == 0) break;
+            got += n;
+          }
+          if (got == bytes->size()) {
+            info.size = got;
+            info.mtime_ns = reader->mtime_ns;
+            file_cache_->put(id, p, {bytes, reader->mtime_ns});
+            return std::make_unique<CachedFileHandle>(std::move(info), std::move(bytes));
+          }
+        }
       } else if (ref.kind == Ref::Kind::kBranch) {
         check_branch_name(ref.name);
         read_state(ref.name);
@@ -383,9 +430,6 @@ class LocalStore final : public Client {
       } else {
         reader = open_ref(ref)->open_file(p);
       }
-      FileInfo info;  // of what was opened, should the path have changed since
-      info.path = p;
-      info.type = FileInfo::Type::kFile;
       info.size = reader->size();
       info.mtime_ns = reader->mtime_ns;
       return std::make_unique<LocalFileHandle>(std::move(info), std::move(reader));
@@ -567,6 +611,7 @@ class LocalStore final : public Client {
       }
       unlink_if_exists(commits_.get(), id + ".json");  // the commit point
       fsync_dir(commits_.get());
+      if (file_cache_) file_cache_->forget_commit(id);
       crash_point("delete-commit.after-meta");
       backend_->delete_commit_tree(id);
     });
@@ -1634,11 +1679,12 @@ class LocalStore final : public Client {
   std::filesystem::path path_;
   UniqueFd root_, meta_, commits_, branches_, locks_;
   std::unique_ptr<Backend> backend_;
+  std::unique_ptr<CommitFileCache> file_cache_;  // null unless OpenOptions::file_cache_bytes
 };
 
 }  // namespace
 
-std::unique_ptr<Client> open_local_store(const std::filesystem::path& dir) {
+std::unique_ptr<Client> open_local_store(const std::filesystem::path& dir, const OpenOptions& opts) {
   UniqueFd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root) {
     if (errno == ENOENT)
@@ -1669,16 +1715,17 @@ std::unique_ptr<Client> open_local_store(const std::filesystem::path& dir) {
     b = open_portable_backend(root.get());
   else
     failf(ErrorCode::kCorruption, "store {} uses unknown backend \"{}\"", dir.string(), backend);
-  return std::make_unique<LocalStore>(std::filesystem::absolute(dir), std::move(root),
-                                      std::move(b));
+  auto store = std::make_unique<LocalStore>(std::filesystem::absolute(dir), std::move(root), std::move(b));
+  if (opts.file_cache_bytes > 0) store->enable_file_cache(opts.file_cache_bytes);
+  return store;
 }
 
 }  // namespace pfs::detail
 
 namespace pfs {
 
-Result<std::unique_ptr<Client>> open_store(const std::filesystem::path& dir) {
-  return detail::guard([&] { return detail::open_local_store(dir); });
+Result<std::unique_ptr<Client>> open_store(const std::filesystem::path& dir, const OpenOptions& opts) {
+  return detail::guard([&] { return detail::open_local_store(dir, opts); });
 }
 
 Result<StoreInfo> init_store(const std::filesystem::path& dir, const InitOptions& opts) {

@@ -31,6 +31,6 @@ void walk_local_dir(int dirfd, const std::string& rel, const std::string& dest,
                     std::vector<std::string>& files, std::vector<std::string>& skipped);
 
 // Opens the store at dir (the Backend is chosen by its pfs-store.json).
-std::unique_ptr<Client> open_local_store(const std::filesystem::path& dir);
+std::unique_ptr<Client> open_local_store(const std::filesystem::path& dir, const OpenOptions& opts = {});
 
 }  // namespace pfs::detail

@@ -969,3 +969,50 @@ TEST_CASE("a big directory changed at random reads back right and stays canonica
     s.check_fsck();
   }
 }
+
+TEST_CASE("the file cache of a long-running reader serves commits exactly, never a branch's changes") {
+  Store s("cache");
+  OpenOptions oo;
+  oo.file_cache_bytes = 1 << 20;
+  auto opened = open_store(s.path, oo);
+  REQUIRE(opened.ok());
+  Client& c = **opened;
+  auto read = [&](const Ref& ref, const std::string& p, std::uint64_t off = 0, std::size_t n = 100) {
+    auto f = c.open_file(ref, p);
+    REQUIRE_MESSAGE(f.ok(), (f.ok() ? "" : f.error().message));
+    std::string buf(n, '\0');
+    auto got = (*f)->read_at(off, std::span<char>(buf.data(), buf.size()));
+    REQUIRE(got.ok());
+    buf.resize(*got);
+    return std::pair<std::string, std::uint64_t>(buf, (*f)->info().size);
+  };
+  s.put("a.txt", "version one");
+  std::string c1 = s.commit();
+  CHECK(read(Ref::commit(c1), "a.txt").first == "version one");   // fills the cache
+  CHECK(read(Ref::commit(c1), "a.txt").first == "version one");   // from it
+  CHECK(read(Ref::commit(c1), "a.txt", 8, 3).first == "one");     // a range of it
+  CHECK(read(Ref::commit(c1), "a.txt", 50, 3).first.empty());     // past the end
+  CHECK(read(Ref::commit(c1), "a.txt").second == 11);
+  // A branch moves on: its head and working state are read afresh, the old
+  // commit still reads as it was.
+  s.put("a.txt", "version two!");
+  CHECK(read(Ref::branch("master"), "a.txt").first == "version two!");
+  CHECK(read(Ref::commit("master"), "a.txt").first == "version one");
+  std::string c2 = s.commit();
+  CHECK(read(Ref::commit("master"), "a.txt").first == "version two!");
+  CHECK(read(Ref::commit(c1), "a.txt").first == "version one");
+  CHECK(read(Ref::commit(c2), "a.txt").first == "version two!");
+  // Errors are the same as without the cache.
+  auto missing = c.open_file(Ref::commit(c1), "nope");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().code == ErrorCode::kNotFound);
+  // A deleted commit is gone, cached or not.
+  REQUIRE(c.create_branch("side", c1).ok());
+  std::string c3 = c.commit("side", "").value().id;
+  CHECK(read(Ref::commit(c3), "a.txt").first == "version one");
+  REQUIRE(c.delete_branch("side").ok());
+  REQUIRE(c.delete_commit(c3).ok());
+  auto gone = c.open_file(Ref::commit(c3), "a.txt");
+  REQUIRE_FALSE(gone.ok());
+  CHECK(gone.error().code == ErrorCode::kNotFound);
+}

@@ -241,7 +241,8 @@ Result<StoreInfo> init_store(const std::filesystem::path& dir, const InitOptions
 // written (or by fsck(true)); until then readers see the last complete state.
 // Errors: kNotFound (no store there, with a hint to run pachctl init),
 // kCorruption (unknown format or unreadable store file).
-Result<std::unique_ptr<Client>> open_store(const std::filesystem::path& dir);
+Result<std::unique_ptr<Client>> open_store(const std::filesystem::path& dir,
+                                           const OpenOptions& opts = {});
 
 // The library's version, "MAJOR.MINOR.PATCH".
 std::string_view version();

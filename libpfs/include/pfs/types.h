@@ -110,6 +110,15 @@ struct InitOptions {
   BackendKind backend = BackendKind::kAuto;
 };
 
+// How open_store() opens a store.
+struct OpenOptions {
+  // Memory for a cache of the small files (up to 64 KiB) of commits, which
+  // never change: for a long-running process that reads the same files of
+  // commits often (pachctl serve uses 64 MiB). Reads of a branch's working
+  // state are never cached. 0: no cache.
+  std::size_t file_cache_bytes = 0;
+};
+
 struct PutOptions {
   bool append = false;  // append to the file (or create it) instead of replacing it
   // Write into the existing file from this byte on, overwriting what is
