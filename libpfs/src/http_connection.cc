@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <cstring>
 #include <limits>
 
 #include <boost/asio/post.hpp>
@@ -107,7 +108,7 @@ class Connection::SocketBody final : public RequestBody {
 
   Result<std::size_t> read(std::span<char> buf) override {
     if (c_.body_broken_) return Error{ErrorCode::kInvalidArgument, "the request body could not be read"};
-    if (c_.parser_->is_done() || buf.empty()) return std::size_t{0};
+    if (c_.body_done() || buf.empty()) return std::size_t{0};
     if (c_.expect_continue_ && !c_.continue_sent_) {
       // The route wants the body: now the client may send it.
       c_.continue_sent_ = true;
@@ -117,33 +118,61 @@ class Connection::SocketBody final : public RequestBody {
         return Error{ErrorCode::kInvalidArgument, "the client closed the connection before its body"};
       }
     }
+    beast::error_code ec;
+    std::size_t got = c_.direct_ ? read_direct(buf, ec) : read_chunked(buf, ec);
+    if (ec) {
+      c_.body_broken_ = true;
+      return Error{ErrorCode::kInvalidArgument, body_error(ec)};
+    }
+    total_ += got;
+    std::uint64_t max = c_.e_.opts.max_upload;
+    if (max > 0 && total_ > max) {
+      c_.too_large_ = c_.body_broken_ = true;
+      return Error{ErrorCode::kInvalidArgument, "the request body is too large"};
+    }
+    return got;
+  }
+
+ private:
+  // A body with a Content-Length: what the header read left in the
+  // buffer, then straight from the socket into the caller's buffer (no
+  // copy through the parser, reads as large as the caller's).
+  std::size_t read_direct(std::span<char> buf, beast::error_code& ec) {
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), c_.body_left_));
+    if (c_.buf_.size() > 0) {
+      std::size_t n = std::min(want, c_.buf_.size());
+      std::memcpy(buf.data(), c_.buf_.data().data(), n);
+      c_.buf_.consume(n);
+      c_.body_left_ -= n;
+      return n;
+    }
+    c_.deadline_ = now_ms() + c_.e_.opts.io_timeout.count();
+    std::size_t n = c_.sock_.read_some(asio::buffer(buf.data(), want), ec);
+    c_.deadline_ = kNoDeadline;
+    if (!ec && n == 0) ec = asio::error::eof;
+    if (ec) return 0;
+    c_.body_left_ -= n;
+    return n;
+  }
+
+  // A chunked body, through Beast's parser (which checks the framing).
+  std::size_t read_chunked(std::span<char> buf, beast::error_code& ec) {
     if (c_.buf_.capacity() < kReadBuffer) c_.buf_.reserve(kReadBuffer);
     auto& b = c_.parser_->get().body();
     for (;;) {
       b.data = buf.data();
       b.size = buf.size();
-      beast::error_code ec;
       c_.deadline_ = now_ms() + c_.e_.opts.io_timeout.count();
       bhttp::read_some(c_.sock_, c_.buf_, *c_.parser_, ec);
       c_.deadline_ = kNoDeadline;
       if (ec == bhttp::error::need_buffer) ec = {};
       std::size_t got = buf.size() - b.size;
       b.data = nullptr;
-      if (ec) {
-        c_.body_broken_ = true;
-        return Error{ErrorCode::kInvalidArgument, body_error(ec)};
-      }
-      total_ += got;
-      std::uint64_t max = c_.e_.opts.max_upload;
-      if (max > 0 && total_ > max) {
-        c_.too_large_ = c_.body_broken_ = true;
-        return Error{ErrorCode::kInvalidArgument, "the request body is too large"};
-      }
+      if (ec) return 0;
       if (got > 0 || c_.parser_->is_done()) return got;
     }
   }
 
- private:
   static constexpr std::size_t kReadBuffer = 64 * 1024;
   Connection& c_;
   std::uint64_t total_ = 0;
@@ -310,6 +339,8 @@ bool Connection::prepare() {
                            coding.substr(0, 60)));
   if (!http10_ && hosts != 1) return bad("an HTTP/1.1 request needs exactly one Host header");
   req_.has_body = parser_->chunked() || parser_->content_length().value_or(0) > 0;
+  direct_ = !parser_->chunked();
+  body_left_ = direct_ ? parser_->content_length().value_or(0) : 0;
   if (!expect.empty()) {
     if (!iequals(expect, "100-continue")) {
       refuse(417, "invalid_argument", "the only expectation understood is Expect: 100-continue");
@@ -382,7 +413,7 @@ void Connection::work(bool handler_done) {
   SocketBody body(*this);
   req_.body = &body;
   if (!handler_done) call_handler();
-  bool body_done = !req_.has_body || parser_->is_done();
+  bool body_done = !req_.has_body || this->body_done();
   // A small rest of a body the route did not want is read and dropped, so
   // that the connection can go on (not when the client waits for a 100).
   if (!body_done && !body_broken_ && (!expect_continue_ || continue_sent_)) body_done = drain_rest();
@@ -416,7 +447,7 @@ void Connection::work(bool handler_done) {
   log_request(bytes);
   req_.body = nullptr;
   keep_after_ = keep;
-  linger_after_ = !keep && req_.has_body && !parser_->is_done();
+  linger_after_ = !keep && req_.has_body && !this->body_done();
 }
 
 bool Connection::drain_rest() {

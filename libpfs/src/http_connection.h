@@ -137,6 +137,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool body_broken_ = false;  // a body read failed: the connection cannot go on
   bool too_large_ = false;
   bool keep_after_ = false, linger_after_ = false;  // what work() decided
+  // A body with a Content-Length is read past the parser: how much is left.
+  bool direct_ = false;
+  std::uint64_t body_left_ = 0;
+  bool body_done() const { return direct_ ? body_left_ == 0 : parser_->is_done(); }
   Request req_;
   Response res_;
   const Route* route_ = nullptr;
