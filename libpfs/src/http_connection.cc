@@ -283,7 +283,7 @@ void Connection::on_header(beast::error_code ec) {
                   fmt::format("malformed HTTP request: {} (RFC 9112)", ec.message()));
   }
   if (!prepare()) return;
-  if (route_->quick && !req_.has_body) return run_quick();
+  if (!req_.has_body && route_->quick && route_->quick(req_)) return run_quick();
   run_worker(false);
 }
 

@@ -245,8 +245,8 @@ bool write_tar(Client& c, const Ref& ref, const std::vector<FileInfo>& entries, 
 class Router {
  public:
   void add(std::string method, std::string pattern, std::function<void(Request&, Response&)> fn,
-           bool quick = false) {
-    entries_.push_back({std::move(method), std::move(pattern), http::Route{std::move(fn), quick}});
+           std::function<bool(const Request&)> quick = {}) {
+    entries_.push_back({std::move(method), std::move(pattern), http::Route{std::move(fn), std::move(quick)}});
   }
 
   const http::Route* find(Request& req) const {
@@ -331,7 +331,12 @@ class HttpServer final : public Server {
       }
     };
   }
-  void get(const std::string& p, Fn fn, bool quick = false) { router_.add("GET", p, h(std::move(fn)), quick); }
+  // `quick`: always answered from the network thread (see http::Route).
+  void get(const std::string& p, Fn fn, bool quick = false) {
+    std::function<bool(const Request&)> always;
+    if (quick) always = [](const Request&) { return true; };
+    router_.add("GET", p, h(std::move(fn)), std::move(always));
+  }
   void post(const std::string& p, Fn fn) { router_.add("POST", p, h(std::move(fn))); }
   void put(const std::string& p, Fn fn) { router_.add("PUT", p, h(std::move(fn))); }
   void del(const std::string& p, Fn fn) { router_.add("DELETE", p, h(std::move(fn))); }
@@ -486,15 +491,16 @@ void HttpServer::routes() {
 
 void HttpServer::file_routes() {
   Client& c = *store_;
-  // GET of a file: quick (on the network thread) when small; a large one
-  // streams from a worker (the engine moves a stream there).
+  // GET of a file: on the network thread (a small one is answered from
+  // there; a large one is then streamed by a worker); a glob, which lists,
+  // always on a worker.
   router_.add("GET", "/file/{rest}", h([this](const Request& req, Response& res) {
                 try {
                   get_file(req, res);
                 } catch (RangeRefused&) {
                 }
               }),
-              true);
+              [](const Request& req) { return req.matches.size() > 1 && !is_glob(req.matches[1]); });
   auto put_route = [this, &c](const Request& req, Response& res) {
     std::string b = write_branch(req), p = captured(req, false);
     PutOptions o;
