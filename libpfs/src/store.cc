@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <deque>
@@ -17,6 +18,8 @@
 #include <set>
 #include <unordered_set>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <pfs/json.h>
 #include <nlohmann/json.hpp>
 
@@ -577,7 +580,11 @@ class LocalStore final : public Client {
       check_branch_name(opts.branch);
       std::string id = read_state(opts.branch).info.head;
       std::unordered_set<std::string> seen;
-      while (!id.empty() && out.size() < limit && seen.insert(id).second) {
+      while (!id.empty() && out.size() < limit) {
+        if (!seen.insert(id).second)
+          failf(ErrorCode::kCorruption,
+                "the history of branch \"{}\" loops back to commit {}; run pachctl fsck", opts.branch,
+                id.substr(0, 12));
         auto c = read_commit(id);
         if (!c) failf(ErrorCode::kCorruption, "commit {} is missing (run pachctl fsck)", id);
         id = c->parent;
@@ -1534,6 +1541,42 @@ class LocalStore final : public Client {
 
   // ---- fsck -----------------------------------------------------------------
 
+  // The cycles of the commit graph (parent and merge-parent edges), each
+  // as the commits of one loop, short ids, the first repeated at the end.
+  static std::vector<std::vector<std::string>> history_loops(
+      const std::map<std::string, std::array<std::string, 2>>& history) {
+    std::vector<std::vector<std::string>> loops;
+    std::map<std::string, int> color;  // 0 unseen, 1 on the current path, 2 done
+    for (const auto& [start, unused] : history) {
+      if (color[start] != 0) continue;
+      // Iterative depth-first walk: (commit, next edge to follow).
+      std::vector<std::pair<std::string, int>> stack{{start, 0}};
+      color[start] = 1;
+      while (!stack.empty()) {
+        auto& [id, edge] = stack.back();
+        auto it = history.find(id);
+        if (it == history.end() || edge == 2) {
+          color[id] = 2;
+          stack.pop_back();
+          continue;
+        }
+        std::string next = it->second[edge++];
+        if (next.empty() || !history.count(next)) continue;
+        if (color[next] == 1) {  // back to a commit on the path: a loop
+          std::vector<std::string> loop;
+          auto from = std::find_if(stack.begin(), stack.end(), [&](auto& e) { return e.first == next; });
+          for (auto e = from; e != stack.end(); ++e) loop.push_back(e->first.substr(0, 12));
+          loop.push_back(next.substr(0, 12));
+          loops.push_back(std::move(loop));
+        } else if (color[next] == 0) {
+          color[next] = 1;
+          stack.emplace_back(next, 0);
+        }
+      }
+    }
+    return loops;
+  }
+
   FsckReport run_fsck(bool repair) {
     FsckReport r;
     std::optional<FileLock> graph;
@@ -1553,6 +1596,7 @@ class LocalStore final : public Client {
     };
     std::set<std::string> ids;
     for (auto& id : commit_ids()) ids.insert(id);
+    std::map<std::string, std::array<std::string, 2>> history;  // id -> parent, merge parent
     // Commits: metadata, parents, trees, figures.
     for (auto& id : ids) {
       r.commits_checked++;
@@ -1564,6 +1608,7 @@ class LocalStore final : public Client {
         continue;
       }
       if (!c) continue;
+      history[id] = {c->parent, c->merge_parent};
       if (c->id != id) problem(fmt::format("commit {}: metadata names id {}", id, c->id));
       if (!c->parent.empty() && !ids.count(c->parent))
         problem(fmt::format("commit {}: parent {} is missing", id, c->parent));
@@ -1579,6 +1624,12 @@ class LocalStore final : public Client {
         problem(fmt::format("commit {}: records {} files / {} bytes but holds {} / {}", id,
                             c->stats.files, c->stats.bytes, counted->files, counted->bytes));
     }
+    // History: a parent chain that comes back to itself (edited or damaged
+    // metadata) would make log stop short and merge-base walks meaningless.
+    for (auto& loop : history_loops(history))
+      problem(fmt::format("commit {}: its history loops back to itself ({}); restore the "
+                          "commits' metadata from a clone, or delete the commits of the loop",
+                          loop.front().substr(0, 12), fmt::join(loop, " -> ")));
     // Branches: state, head, working tree, figures, interrupted operations.
     std::set<std::string> names;
     for (auto& b : branch_names()) names.insert(b);

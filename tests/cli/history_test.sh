@@ -51,4 +51,25 @@ expect_eq "reverted" "m/file1=master 1;m/file2=master 2;shared=rev 2;" "$(state 
 expect_eq "log grows" 7 "$(pachctl log --json | jq length)"
 expect_eq "revert message" "revert to $M2" "$(pachctl inspect-commit --json "$R" | jq -r .message)"
 expect_status 0 pachctl fsck
+
+# A commit whose parent chain loops (its metadata edited to name itself, or
+# two commits naming each other): fsck said "ok" and log silently stopped.
+LOOP=$T/loop
+pachctl init "$LOOP" >/dev/null
+echo a | pachctl --store "$LOOP" put-file a
+L1=$(pachctl --store "$LOOP" commit)
+echo b | pachctl --store "$LOOP" put-file b
+L2=$(pachctl --store "$LOOP" commit)
+set_parent() { jq -c --arg p "$2" '.parent = $p' "$LOOP/meta/commits/$1.json" > "$T/c.json" && mv "$T/c.json" "$LOOP/meta/commits/$1.json"; }
+set_parent "$L2" "$L2"
+expect_status 1 pachctl --store "$LOOP" fsck
+expect_contains "fsck: a commit that is its own parent" "history loops back" "$OUT"
+expect_status 8 pachctl --store "$LOOP" log
+expect_contains "log: a history that loops is an error, not a short log" "loops back" "$ERR"
+set_parent "$L2" "$L1"
+set_parent "$L1" "$L2"
+expect_status 1 pachctl --store "$LOOP" fsck
+expect_contains "fsck: two commits that are each other's parent" "${L1:0:12}" "$OUT"
+set_parent "$L1" ""
+expect_status 0 pachctl --store "$LOOP" fsck
 finish
