@@ -250,7 +250,9 @@ class Router {
   }
 
   const http::Route* find(Request& req) const {
-    std::string_view method = req.method == "HEAD" ? "GET" : req.method;
+    // NOTE: not a ?: of "GET" and req.method: that makes a temporary string.
+    std::string_view method = req.method;
+    if (method == "HEAD") method = "GET";
     for (const auto& e : entries_) {
       if (e.method != method) continue;
       req.matches.assign(1, req.path);
