@@ -72,4 +72,18 @@ expect_status 1 pachctl --store "$LOOP" fsck
 expect_contains "fsck: two commits that are each other's parent" "${L1:0:12}" "$OUT"
 set_parent "$L1" ""
 expect_status 0 pachctl --store "$LOOP" fsck
+
+# Symbolic links and FIFOs planted inside a btrfs branch's subvolume: fsck
+# said "ok" (pfs never follows them, but they are damage to report).
+if [ "$BACKEND" = btrfs ]; then
+  ln -s /etc/passwd "$LOOP/btrfs/branches/master/evil"
+  mkfifo "$LOOP/btrfs/branches/master/fifo"
+  expect_status 1 pachctl --store "$LOOP" fsck
+  expect_contains "fsck: a symlink planted in a branch" '"evil" is a symbolic link' "$OUT"
+  expect_contains "fsck: a FIFO planted in a branch" '"fifo" is a special file' "$OUT"
+  expect_status 0 pachctl --store "$LOOP" fsck --repair
+  expect_status 0 pachctl --store "$LOOP" fsck
+  [ -e "$LOOP/btrfs/branches/master/evil" ] || [ -L "$LOOP/btrfs/branches/master/evil" ] &&
+    fail "fsck --repair left the symlink" || ok
+fi
 finish
