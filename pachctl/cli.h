@@ -96,6 +96,8 @@ std::string footer(std::initializer_list<std::string_view> examples, std::string
 bool read_token_file(const std::string& path, std::string& token);
 // The error code for an errno from a local file operation.
 pfs::ErrorCode errno_code(int err);
+// "WHAT: <strerror> (<what to do>)" for an errno (pfs::errno_advice).
+std::string os_error(std::string_view what, int err);
 
 // ---- output helpers
 std::string human_size(std::uint64_t bytes);

@@ -59,7 +59,7 @@ int run_put(const PutOptions& o, Context& ctx) {
     if (fd < 0) {
       int err = errno;
       return ctx.fail(errno_code(err),
-                      fmt::format("cannot read {}: {}", o.local, std::strerror(err)));
+                      os_error(fmt::format("cannot read {}", o.local), err));
     }
     struct stat st {};
     if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -119,7 +119,7 @@ int run_get(const GetOptions& o, Context& ctx) {
     if (fd < 0) {
       int err = errno;
       return ctx.fail(errno_code(err),
-                      fmt::format("cannot write {}: {}", o.out, std::strerror(err)));
+                      os_error(fmt::format("cannot write {}", o.out), err));
     }
     mode_t mask = ::umask(0);  // mkostemp makes 0600; give the usual 0666 & ~umask
     ::umask(mask);
@@ -138,7 +138,7 @@ int run_get(const GetOptions& o, Context& ctx) {
     if (!r || err) ::unlink(tmp.c_str());
     if (err)
       return ctx.fail(errno_code(err),
-                      fmt::format("cannot write {}: {}", o.out, std::strerror(err)));
+                      os_error(fmt::format("cannot write {}", o.out), err));
   }
   if (!r) return ctx.fail(r.error());
   return 0;

@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -187,21 +188,13 @@ std::string footer(std::initializer_list<std::string_view> examples, std::string
   return out;
 }
 
-pfs::ErrorCode errno_code(int err) {
-  switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-      return pfs::ErrorCode::kNotFound;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return pfs::ErrorCode::kPermissionDenied;
-    case EISDIR:
-    case EINVAL:
-      return pfs::ErrorCode::kInvalidArgument;
-    default:
-      return pfs::ErrorCode::kIo;
-  }
+// The library's table, so that a local file and the store fail alike.
+pfs::ErrorCode errno_code(int err) { return pfs::code_of_errno(err); }
+
+std::string os_error(std::string_view what, int err) {
+  std::string_view advice = pfs::errno_advice(err);
+  if (advice.empty()) return fmt::format("{}: {}", what, std::strerror(err));
+  return fmt::format("{}: {} ({})", what, std::strerror(err), advice);
 }
 
 std::string human_size(std::uint64_t bytes) {

@@ -25,35 +25,9 @@ void UniqueFd::reset(int fd) {
 }
 
 void fail_errno(int err, std::string_view what) {
-  ErrorCode code = ErrorCode::kIo;
-  switch (err) {
-    case ENOENT:
-      code = ErrorCode::kNotFound;
-      break;
-    case EEXIST:
-    case ENOTEMPTY:
-      code = ErrorCode::kAlreadyExists;
-      break;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      code = ErrorCode::kPermissionDenied;
-      break;
-    case ENOTDIR:
-    case EISDIR:
-    case ENAMETOOLONG:
-    case ELOOP:
-    case EXDEV:
-      code = ErrorCode::kInvalidArgument;
-      break;
-    case ENOSPC:
-    case EDQUOT:
-      code = ErrorCode::kIo;
-      break;
-    default:
-      break;
-  }
-  failf(code, "{}: {}", what, std::strerror(err));
+  std::string_view advice = errno_advice(err);
+  if (advice.empty()) failf(code_of_errno(err), "{}: {}", what, std::strerror(err));
+  failf(code_of_errno(err), "{}: {} ({})", what, std::strerror(err), advice);
 }
 
 UniqueFd open_dir(int dirfd, const std::string& path) {

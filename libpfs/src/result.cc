@@ -1,5 +1,7 @@
 #include <pfs/result.h>
 
+#include <cerrno>
+
 namespace pfs {
 
 std::string_view code_name(ErrorCode code) {
@@ -35,6 +37,50 @@ std::optional<ErrorCode> code_from_name(std::string_view name) {
     if (code_name(c) == name) return c;
   }
   return std::nullopt;
+}
+
+ErrorCode code_of_errno(int err) {
+  switch (err) {
+    case ENOENT:
+      return ErrorCode::kNotFound;
+    case EEXIST:
+    case ENOTEMPTY:
+      return ErrorCode::kAlreadyExists;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return ErrorCode::kPermissionDenied;
+    case ENOTDIR:
+    case EISDIR:
+    case ENAMETOOLONG:
+    case ELOOP:
+    case EXDEV:
+    case EINVAL:
+      return ErrorCode::kInvalidArgument;
+    default:
+      return ErrorCode::kIo;
+  }
+}
+
+std::string_view errno_advice(int err) {
+  switch (err) {
+    case ENOSPC:
+      return "the file system is full: free some space, then retry";
+    case EDQUOT:
+      return "the disk quota is used up: free some space or raise the quota, then retry";
+    case EROFS:
+      return "the file system is mounted read-only: remount it read-write";
+    case EACCES:
+    case EPERM:
+      return "this user may not do that here: check the owner and mode, or run as the store's owner";
+    case EIO:
+      return "the disk reported an error: check the kernel log (dmesg), then run pachctl fsck";
+    case EMFILE:
+    case ENFILE:
+      return "too many open files: raise the limit (ulimit -n)";
+    default:
+      return {};
+  }
 }
 
 int exit_status(ErrorCode code) {

@@ -31,6 +31,16 @@ std::string_view code_name(ErrorCode code);
 // The code of a name code_name() returns, or nullopt.
 std::optional<ErrorCode> code_from_name(std::string_view name);
 
+// The code of an operating-system error number (errno): the one table the
+// library and pachctl share. ENOENT: kNotFound; EEXIST, ENOTEMPTY:
+// kAlreadyExists; EACCES, EPERM, EROFS: kPermissionDenied; ENOTDIR, EISDIR,
+// ENAMETOOLONG, ELOOP, EXDEV, EINVAL: kInvalidArgument; anything else
+// (ENOSPC, EDQUOT, EIO, ...): kIo.
+ErrorCode code_of_errno(int err);
+// What a user can do about an errno, to end a message with ("" if nothing
+// useful): ENOSPC "the file system is full: free space, then retry", ...
+std::string_view errno_advice(int err);
+
 // The exit status pachctl uses for a code. 0 is success; 1 is reserved for
 // "fsck found problems"; usage errors are 2 like invalid arguments.
 int exit_status(ErrorCode code);

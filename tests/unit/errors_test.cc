@@ -1,0 +1,34 @@
+// The one errno table of the library and pachctl (pfs/result.h).
+#include <doctest/doctest.h>
+
+#include <cerrno>
+#include <string>
+
+#include <pfs/result.h>
+
+using pfs::code_of_errno;
+using pfs::ErrorCode;
+using pfs::errno_advice;
+
+TEST_CASE("code_of_errno: the table libpfs and pachctl share (they disagreed on ENOTDIR, EEXIST)") {
+  CHECK(code_of_errno(ENOENT) == ErrorCode::kNotFound);
+  CHECK(code_of_errno(ENOTDIR) == ErrorCode::kInvalidArgument);
+  CHECK(code_of_errno(EEXIST) == ErrorCode::kAlreadyExists);
+  CHECK(code_of_errno(ENOTEMPTY) == ErrorCode::kAlreadyExists);
+  CHECK(code_of_errno(EACCES) == ErrorCode::kPermissionDenied);
+  CHECK(code_of_errno(EROFS) == ErrorCode::kPermissionDenied);
+  CHECK(code_of_errno(EISDIR) == ErrorCode::kInvalidArgument);
+  CHECK(code_of_errno(EINVAL) == ErrorCode::kInvalidArgument);
+  CHECK(code_of_errno(ENOSPC) == ErrorCode::kIo);
+  CHECK(code_of_errno(EDQUOT) == ErrorCode::kIo);
+  CHECK(code_of_errno(EIO) == ErrorCode::kIo);
+}
+
+TEST_CASE("errno_advice says what to do, and a read-only file system is not 'permission denied'") {
+  CHECK(std::string(errno_advice(ENOSPC)).find("full") != std::string::npos);
+  CHECK(std::string(errno_advice(EDQUOT)).find("quota") != std::string::npos);
+  std::string ro(errno_advice(EROFS));
+  CHECK(ro.find("read-only") != std::string::npos);
+  CHECK(ro.find("permission") == std::string::npos);
+  CHECK(errno_advice(ENOENT).empty());
+}
