@@ -32,3 +32,17 @@ TEST_CASE("errno_advice says what to do, and a read-only file system is not 'per
   CHECK(ro.find("permission") == std::string::npos);
   CHECK(errno_advice(ENOENT).empty());
 }
+
+#include <pfs/json.h>
+
+TEST_CASE("parse_json: bad input is an error, never an exception (json.h's contract)") {
+  auto ok = pfs::parse_json<pfs::TreeStats>(R"({"files": 2, "bytes": 10})");
+  REQUIRE(ok.ok());
+  CHECK(ok->files == 2);
+  auto not_json = pfs::parse_json<pfs::TreeStats>("{nope");
+  REQUIRE_FALSE(not_json.ok());
+  CHECK(not_json.error().code == ErrorCode::kInvalidArgument);
+  auto wrong_shape = pfs::parse_json<pfs::TreeStats>(R"({"files": "two"})");
+  REQUIRE_FALSE(wrong_shape.ok());
+  CHECK(wrong_shape.error().code == ErrorCode::kInvalidArgument);
+}

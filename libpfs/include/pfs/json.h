@@ -1,7 +1,12 @@
 // pfs/json.h: JSON forms of the pfs value types, for nlohmann::json (ADL):
 //   nlohmann::json j = commit_info;  auto c = j.get<pfs::CommitInfo>();
 // These are the forms `pachctl --json` prints and the HTTP API exchanges.
-// from_json throws nlohmann::json::exception on malformed input.
+//
+// Errors: to_json never throws. from_json is nlohmann's hook and follows
+// nlohmann's contract, not pfs's: on a value of the wrong shape it throws
+// nlohmann::json::exception (so do j.get<T>() and nlohmann's parse). This
+// is the one place where an exception can reach a caller of libpfs, and
+// only through nlohmann's own API; parse_json<T>() below does not throw.
 #pragma once
 
 #include <cstdint>
@@ -43,5 +48,18 @@ void from_json(const nlohmann::json& j, Error& v);
 std::string format_time_utc(std::int64_t ns);
 
 std::string_view change_name(DiffEntry::Change c);  // "added", "modified", "deleted"
+
+// Parses `text` as the JSON form of T without throwing: kInvalidArgument,
+// saying what was wrong, for text that is not JSON or not T's form.
+template <class T>
+Result<T> parse_json(std::string_view text) noexcept {
+  try {
+    return nlohmann::json::parse(text).get<T>();
+  } catch (const nlohmann::json::exception& e) {
+    return Error{ErrorCode::kInvalidArgument, std::string("malformed JSON: ") + e.what()};
+  } catch (...) {
+    return Error{ErrorCode::kInternal, "out of memory while parsing JSON"};
+  }
+}
 
 }  // namespace pfs
