@@ -13,6 +13,8 @@
 // from any call and are not repeated below.
 #pragma once
 
+#include <pfs/export.h>
+
 #include <filesystem>
 #include <cstdint>
 #include <memory>
@@ -31,7 +33,7 @@ namespace pfs {
 // offset. A file opened in a commit never changes; one opened in a branch's
 // working state keeps the content it had when opened (locally; remotely each
 // read asks the server again). Not thread-safe.
-class FileHandle {
+class PFS_EXPORT FileHandle {
  public:
   virtual ~FileHandle() = default;
   virtual const FileInfo& info() const = 0;
@@ -41,7 +43,7 @@ class FileHandle {
 };
 
 // The files of a put_files call, one at a time.
-class FileBatch {
+class PFS_EXPORT FileBatch {
  public:
   virtual ~FileBatch() = default;
   // The next file: sets `path` (relative to the target directory) and
@@ -50,7 +52,7 @@ class FileBatch {
   virtual Result<Source*> next(std::string& path) = 0;
 };
 
-class Client {
+class PFS_EXPORT Client {
  public:
   virtual ~Client() = default;
 
@@ -234,17 +236,17 @@ class Client {
 // Errors: kAlreadyExists (a store is there), kInvalidArgument (dir not
 // empty), kUnsupported (btrfs forced where it cannot work),
 // kPermissionDenied.
-Result<StoreInfo> init_store(const std::filesystem::path& dir, const InitOptions& opts = {});
+PFS_EXPORT Result<StoreInfo> init_store(const std::filesystem::path& dir, const InitOptions& opts = {});
 
 // Opens the store in `dir`. Opening changes nothing: an operation a crashed
 // process left half-done is finished or undone when its branch is next
 // written (or by fsck(true)); until then readers see the last complete state.
 // Errors: kNotFound (no store there, with a hint to run pachctl init),
 // kCorruption (unknown format or unreadable store file).
-Result<std::unique_ptr<Client>> open_store(const std::filesystem::path& dir,
+PFS_EXPORT Result<std::unique_ptr<Client>> open_store(const std::filesystem::path& dir,
                                            const OpenOptions& opts = {});
 
 // The library's version, "MAJOR.MINOR.PATCH".
-std::string_view version();
+PFS_EXPORT std::string_view version();
 
 }  // namespace pfs

@@ -2,6 +2,8 @@
 // always streams through these; nothing holds a whole file in memory.
 #pragma once
 
+#include <pfs/export.h>
+
 #include <cstddef>
 #include <memory>
 #include <span>
@@ -12,7 +14,7 @@
 namespace pfs {
 
 // A stream of bytes to store. Not thread-safe; use from one thread.
-class Source {
+class PFS_EXPORT Source {
  public:
   virtual ~Source() = default;
   // Reads up to buf.size() bytes; returns 0 at the end. Errors: kIo.
@@ -29,7 +31,7 @@ class Source {
 };
 
 // A destination for file bytes. Not thread-safe.
-class Sink {
+class PFS_EXPORT Sink {
  public:
   virtual ~Sink() = default;
   // Writes all of `data`. Errors: kIo.

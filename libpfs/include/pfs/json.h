@@ -9,6 +9,8 @@
 // only through nlohmann's own API; parse_json<T>() below does not throw.
 #pragma once
 
+#include <pfs/export.h>
+
 #include <cstdint>
 #include <string>
 
@@ -19,35 +21,35 @@
 
 namespace pfs {
 
-void to_json(nlohmann::json& j, const TreeStats& v);
-void to_json(nlohmann::json& j, const CommitInfo& v);
-void from_json(const nlohmann::json& j, CommitInfo& v);
-void to_json(nlohmann::json& j, const BranchInfo& v);
-void from_json(const nlohmann::json& j, BranchInfo& v);
-void to_json(nlohmann::json& j, const FileInfo& v);
-void from_json(const nlohmann::json& j, FileInfo& v);
-void to_json(nlohmann::json& j, const DiffEntry& v);
-void from_json(const nlohmann::json& j, DiffEntry& v);
-void to_json(nlohmann::json& j, const MergeResult& v);
-void to_json(nlohmann::json& j, const FsckReport& v);
-void to_json(nlohmann::json& j, const StoreInfo& v);
-void to_json(nlohmann::json& j, const GcReport& v);
-void to_json(nlohmann::json& j, const PutDirResult& v);
-void to_json(nlohmann::json& j, const ReceiveResult& v);
-void to_json(nlohmann::json& j, const Error& v);
-void from_json(const nlohmann::json& j, TreeStats& v);
-void from_json(const nlohmann::json& j, MergeResult& v);
-void from_json(const nlohmann::json& j, FsckReport& v);
-void from_json(const nlohmann::json& j, GcReport& v);
-void from_json(const nlohmann::json& j, StoreInfo& v);
-void from_json(const nlohmann::json& j, PutDirResult& v);
-void from_json(const nlohmann::json& j, ReceiveResult& v);
-void from_json(const nlohmann::json& j, Error& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const TreeStats& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const CommitInfo& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, CommitInfo& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const BranchInfo& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, BranchInfo& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const FileInfo& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, FileInfo& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const DiffEntry& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, DiffEntry& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const MergeResult& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const FsckReport& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const StoreInfo& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const GcReport& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const PutDirResult& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const ReceiveResult& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const Error& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, TreeStats& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, MergeResult& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, FsckReport& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, GcReport& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, StoreInfo& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, PutDirResult& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, ReceiveResult& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, Error& v);
 
 // "2026-11-24T19:02:28.123456789Z" for nanoseconds since the epoch.
-std::string format_time_utc(std::int64_t ns);
+PFS_EXPORT std::string format_time_utc(std::int64_t ns);
 
-std::string_view change_name(DiffEntry::Change c);  // "added", "modified", "deleted"
+PFS_EXPORT std::string_view change_name(DiffEntry::Change c);  // "added", "modified", "deleted"
 
 // Parses `text` as the JSON form of T without throwing: kInvalidArgument,
 // saying what was wrong, for text that is not JSON or not T's form.

@@ -8,6 +8,8 @@
 // they are. A Client from connect() may be used from several threads.
 #pragma once
 
+#include <pfs/export.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -39,6 +41,6 @@ struct RemoteOptions {
 // A client of the server at `url` ("http://host:port", optionally with a
 // path prefix). Checks that the server answers (GET /health). Errors:
 // kInvalidArgument (bad URL), kIo (no answer), kPermissionDenied (token).
-Result<std::unique_ptr<Client>> connect(std::string_view url, const RemoteOptions& options = {});
+PFS_EXPORT Result<std::unique_ptr<Client>> connect(std::string_view url, const RemoteOptions& options = {});
 
 }  // namespace pfs

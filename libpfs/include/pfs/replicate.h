@@ -10,6 +10,8 @@
 // on the destination, by compare-and-swap.
 #pragma once
 
+#include <pfs/export.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -58,6 +60,6 @@ struct ReplicateResult {
 // continues where it stopped. Branches it may not move are listed in
 // `refused`. Errors: kNotFound (opts.branch), and what send and receive
 // return.
-Result<ReplicateResult> replicate(Client& from, Client& to, const ReplicateOptions& opts = {});
+PFS_EXPORT Result<ReplicateResult> replicate(Client& from, Client& to, const ReplicateOptions& opts = {});
 
 }  // namespace pfs

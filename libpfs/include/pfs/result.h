@@ -2,6 +2,8 @@
 // libpfs call. No libpfs function throws across the public API.
 #pragma once
 
+#include <pfs/export.h>
+
 #include <cassert>
 #include <optional>
 #include <string>
@@ -27,23 +29,23 @@ enum class ErrorCode {
 };
 
 // Stable lower-case name of a code ("not_found"), used in JSON output.
-std::string_view code_name(ErrorCode code);
+PFS_EXPORT std::string_view code_name(ErrorCode code);
 // The code of a name code_name() returns, or nullopt.
-std::optional<ErrorCode> code_from_name(std::string_view name);
+PFS_EXPORT std::optional<ErrorCode> code_from_name(std::string_view name);
 
 // The code of an operating-system error number (errno): the one table the
 // library and pachctl share. ENOENT: kNotFound; EEXIST, ENOTEMPTY:
 // kAlreadyExists; EACCES, EPERM, EROFS: kPermissionDenied; ENOTDIR, EISDIR,
 // ENAMETOOLONG, ELOOP, EXDEV, EINVAL: kInvalidArgument; anything else
 // (ENOSPC, EDQUOT, EIO, ...): kIo.
-ErrorCode code_of_errno(int err);
+PFS_EXPORT ErrorCode code_of_errno(int err);
 // What a user can do about an errno, to end a message with ("" if nothing
 // useful): ENOSPC "the file system is full: free space, then retry", ...
-std::string_view errno_advice(int err);
+PFS_EXPORT std::string_view errno_advice(int err);
 
 // The exit status pachctl uses for a code. 0 is success; 1 is reserved for
 // "fsck found problems"; usage errors are 2 like invalid arguments.
-int exit_status(ErrorCode code);
+PFS_EXPORT int exit_status(ErrorCode code);
 
 // A failure: what kind, and a message a user can act on ("branch \"dev\" not
 // found (list branches with: pachctl list-branch)").

@@ -2,6 +2,8 @@
 // `pachctl serve` is this class with its options on the command line.
 #pragma once
 
+#include <pfs/export.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -54,7 +56,7 @@ struct ServerOptions {
   std::function<void(std::string_view line)> log;
 };
 
-class Server {
+class PFS_EXPORT Server {
  public:
   // Binds to options.host:options.port and serves `store`, which the server
   // owns. Errors: kInvalidArgument (bad host; a non-loopback host without a
@@ -73,6 +75,6 @@ class Server {
 };
 
 // The HTTP status of an error code (404 for kNotFound, ...), and back.
-int http_status(ErrorCode code);
+PFS_EXPORT int http_status(ErrorCode code);
 
 }  // namespace pfs
