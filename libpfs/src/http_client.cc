@@ -4,6 +4,7 @@
 // store returns, so pachctl prints the same message and exits the same way.
 #include <pfs/json.h>
 #include <pfs/remote.h>
+#include <pfs/server.h>
 
 #include <curl/curl.h>
 
@@ -342,18 +343,13 @@ class RemoteClient final : public Client {
   }
 
   Error error_of(const Resp& r) {
-    Error e{ErrorCode::kIo, fmt::format("the server answered HTTP {}", r.status)};
+    // The code the body names, else the status's (server.h: one table).
+    Error e{code_of_http_status(static_cast<int>(r.status)),
+            fmt::format("the server answered HTTP {}", r.status)};
     auto j = json::parse(r.body, nullptr, false);
     if (j.is_object() && j.contains("error") && j["error"].is_string()) {
       e.message = j["error"].get<std::string>();
-      std::string code = j.value("code", "");
-      if (auto c = code_from_name(code)) {
-        e.code = *c;
-      } else if (r.status == 401 || code == "unauthorized") {
-        e.code = ErrorCode::kPermissionDenied;
-      } else if (r.status == 413) {
-        e.code = ErrorCode::kInvalidArgument;
-      }
+      if (auto c = code_from_name(j.value("code", ""))) e.code = *c;
     } else if (r.status == 401) {
       e.code = ErrorCode::kPermissionDenied;
       e.message = "the server needs a token (--token-file or PFS_TOKEN)";

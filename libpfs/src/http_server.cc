@@ -26,27 +26,43 @@
 
 namespace pfs {
 
+namespace {
+
+// The one table of error codes and HTTP statuses: the server answers with
+// the status of a code; the remote client reads a status back as the first
+// code listed with it (when the body names no code of its own).
+struct StatusOf {
+  ErrorCode code;
+  int status;
+};
+constexpr StatusOf kStatusTable[] = {
+    {ErrorCode::kInvalidArgument, 400}, {ErrorCode::kPermissionDenied, 403},
+    {ErrorCode::kNotFound, 404},        {ErrorCode::kConflict, 409},
+    {ErrorCode::kAlreadyExists, 409},   {ErrorCode::kUnsupported, 501},
+    {ErrorCode::kBusy, 503},            {ErrorCode::kIo, 500},
+    {ErrorCode::kCorruption, 500},      {ErrorCode::kInternal, 500},
+};
+
+}  // namespace
+
 int http_status(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::kInvalidArgument:
-      return 400;
-    case ErrorCode::kPermissionDenied:
-      return 403;
-    case ErrorCode::kNotFound:
-      return 404;
-    case ErrorCode::kAlreadyExists:
-    case ErrorCode::kConflict:
-      return 409;
-    case ErrorCode::kUnsupported:
-      return 501;
-    case ErrorCode::kBusy:
-      return 503;
-    case ErrorCode::kCorruption:
-    case ErrorCode::kIo:
-    case ErrorCode::kInternal:
-      return 500;
-  }
+  for (const auto& e : kStatusTable)
+    if (e.code == code) return e.status;
   return 500;
+}
+
+ErrorCode code_of_http_status(int status) {
+  for (const auto& e : kStatusTable)
+    if (e.status == status) return e.code;
+  switch (status) {
+    case 401:  // no or a wrong token
+      return ErrorCode::kPermissionDenied;
+    case 408:  // the request came too slowly; try again
+      return ErrorCode::kBusy;
+    default:   // 413, 414, 416, 417, 431: what was sent is not acceptable
+      if (status >= 400 && status < 500) return ErrorCode::kInvalidArgument;
+      return ErrorCode::kIo;
+  }
 }
 
 namespace detail {

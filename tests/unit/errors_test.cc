@@ -46,3 +46,18 @@ TEST_CASE("parse_json: bad input is an error, never an exception (json.h's contr
   REQUIRE_FALSE(wrong_shape.ok());
   CHECK(wrong_shape.error().code == ErrorCode::kInvalidArgument);
 }
+
+#include <pfs/server.h>
+
+TEST_CASE("one HTTP status table: the server's statuses read back as the same codes") {
+  for (auto c : {ErrorCode::kInvalidArgument, ErrorCode::kNotFound, ErrorCode::kConflict, ErrorCode::kBusy,
+                 ErrorCode::kPermissionDenied, ErrorCode::kUnsupported, ErrorCode::kIo}) {
+    CHECK(pfs::code_of_http_status(pfs::http_status(c)) == c);
+  }
+  CHECK(pfs::http_status(ErrorCode::kAlreadyExists) == 409);
+  CHECK(pfs::http_status(ErrorCode::kCorruption) == 500);
+  CHECK(pfs::code_of_http_status(401) == ErrorCode::kPermissionDenied);
+  CHECK(pfs::code_of_http_status(413) == ErrorCode::kInvalidArgument);
+  CHECK(pfs::code_of_http_status(431) == ErrorCode::kInvalidArgument);
+  CHECK(pfs::code_of_http_status(502) == ErrorCode::kIo);
+}

@@ -74,7 +74,11 @@ class PFS_EXPORT Server {
   virtual void stop() = 0;
 };
 
-// The HTTP status of an error code (404 for kNotFound, ...), and back.
+// The HTTP status of an error code (404 for kNotFound, ...), and back: the
+// code of a status (any other 4xx: kInvalidArgument; 401: kPermissionDenied;
+// 5xx without a code in the body: kIo). One table, used by the server and by
+// the remote client.
 PFS_EXPORT int http_status(ErrorCode code);
+PFS_EXPORT ErrorCode code_of_http_status(int status);
 
 }  // namespace pfs
