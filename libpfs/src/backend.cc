@@ -16,7 +16,7 @@ class FdFileReader final : public FileReader {
       return;
     }
     struct stat st {};
-    if (::fstat(fd_.get(), &st) != 0) fail_errno(errno, "stat file");
+    if (::fstat(fd_.get(), &st) != 0) fail_errno_at(errno, "stat", fd_.get());
     size_ = static_cast<std::uint64_t>(st.st_size);
   }
   std::uint64_t size() const override { return size_; }
@@ -24,7 +24,7 @@ class FdFileReader final : public FileReader {
     for (;;) {
       ssize_t n = ::pread(fd_.get(), buf.data(), buf.size(), static_cast<off_t>(offset));
       if (n >= 0) return static_cast<std::size_t>(n);
-      if (errno != EINTR) fail_errno(errno, "read file");
+      if (errno != EINTR) fail_errno_at(errno, "read", fd_.get());
     }
   }
   int fd() const override { return fd_.get(); }

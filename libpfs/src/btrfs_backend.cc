@@ -187,7 +187,7 @@ void copy_source(Source& src, int out_fd) {
       ssize_t w = ::write(out_fd, p, n);
       if (w < 0) {
         if (errno == EINTR) continue;
-        fail_errno(errno, "write staged data");
+        fail_errno_at(errno, "write staged data to", out_fd);
       }
       p += w;
       n -= static_cast<std::size_t>(w);
@@ -202,10 +202,11 @@ class BtrfsStaging final : public Staging {
     if (kind_ != Backend::StageKind::kDir) {
       item_.reset(::openat(dir_.get(), name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     } else {
-      if (::mkdirat(dir_.get(), name_.c_str(), 0755) != 0) fail_errno(errno, "create staging");
+      if (::mkdirat(dir_.get(), name_.c_str(), 0755) != 0)
+        fail_errno_at(errno, "create staging directory " + name_ + " in", dir_.get());
       item_ = open_dir(dir_.get(), name_);
     }
-    if (!item_) fail_errno(errno, "create staged file");
+    if (!item_) fail_errno_at(errno, "create staged file " + name_ + " in", dir_.get());
     flock_fd(item_.get(), true);  // held until we close: marks the item as alive
   }
   ~BtrfsStaging() override {
@@ -222,7 +223,7 @@ class BtrfsStaging final : public Staging {
     if (kind_ != Backend::StageKind::kDir) {
       copy_source(src, item_.get());
       struct stat st {};
-      if (::fstat(item_.get(), &st) != 0) fail_errno(errno, "stat staged file");
+      if (::fstat(item_.get(), &st) != 0) fail_errno_at(errno, "stat staged file", item_.get());
       size = static_cast<std::uint64_t>(st.st_size);
     } else {
       mkdirs_beneath(item_.get(), path_parent(rel));
@@ -230,7 +231,7 @@ class BtrfsStaging final : public Staging {
       if (!out) fail_errno(errno, "create staged " + rel);
       copy_source(src, out.get());
       struct stat st {};
-      if (::fstat(out.get(), &st) != 0) fail_errno(errno, "stat staged file");
+      if (::fstat(out.get(), &st) != 0) fail_errno_at(errno, "stat staged file", out.get());
       size = static_cast<std::uint64_t>(st.st_size);
       files_++;
       bytes_ += size;
@@ -240,9 +241,9 @@ class BtrfsStaging final : public Staging {
 
   void sync() override {
     if (kind_ != Backend::StageKind::kDir) {
-      if (::fsync(item_.get()) != 0) fail_errno(errno, "fsync staged file");
+      if (::fsync(item_.get()) != 0) fail_errno_at(errno, "fsync staged file", item_.get());
     } else if (::syncfs(item_.get()) != 0) {
-      fail_errno(errno, "sync staged files");
+      fail_errno_at(errno, "sync staged files in", item_.get());
     }
   }
 
@@ -303,7 +304,7 @@ class BtrfsWorkTree final : public WorkTree {
   UniqueFd open_scratch(std::uint64_t n, bool create) override {
     if (!scratch_) {
       if (::mkdirat(tree_.root(), kScratch, 0700) != 0 && errno != EEXIST)
-        fail_errno(errno, "make the scratch directory of the new tree");
+        fail_errno_at(errno, "make the scratch directory of the new tree in", tree_.root());
       scratch_ = open_dir(tree_.root(), kScratch);
     }
     std::string name = std::to_string(n);
@@ -448,10 +449,10 @@ class BtrfsBackend final : public Backend {
       failf(ErrorCode::kNotFound,
             "branch \"{}\" not found (list branches with: pachctl list-branch)", branch);
     if (::mkdirat(root.get(), kStaging, 0755) != 0 && errno != EEXIST)
-      fail_errno(errno, "create staging area");
+      fail_errno_at(errno, "create the staging area in", root.get());
     UniqueFd dir = open_dir(root.get(), kStaging);
     struct stat st {};
-    if (::fstat(root.get(), &st) != 0) fail_errno(errno, "stat working tree");
+    if (::fstat(root.get(), &st) != 0) fail_errno_at(errno, "stat working tree", root.get());
     // Between creating the item and locking it, a sweep would take it for a
     // dead writer's: hold the staging directory shared until the item is
     // locked (sweep_staging takes it exclusively).
@@ -467,7 +468,7 @@ class BtrfsBackend final : public Backend {
     UniqueFd root = open_dir_if_exists(branches_.get(), branch);
     if (!root) failf(ErrorCode::kNotFound, "branch \"{}\" was deleted during the upload", branch);
     struct stat rst {};
-    if (::fstat(root.get(), &rst) != 0) fail_errno(errno, "stat working tree");
+    if (::fstat(root.get(), &rst) != 0) fail_errno_at(errno, "stat working tree", root.get());
     if (rst.st_dev != s.dev_)
       failf(ErrorCode::kConflict,
             "branch \"{}\" was reverted, merged into or recreated during the upload; upload again",
@@ -496,7 +497,7 @@ class BtrfsBackend final : public Backend {
     if (e->info.type == FileInfo::Type::kDirectory) {
       // Move it out of sight in one step, then delete at leisure.
       if (::mkdirat(bt.root(), kStaging, 0755) != 0 && errno != EEXIST)
-        fail_errno(errno, "create staging area");
+        fail_errno_at(errno, "create the staging area in", bt.root());
       UniqueFd staging = open_dir(bt.root(), kStaging);
       std::string trash = "trash." + random_hex(8);
       if (::renameat(parent.get(), path_base(path).c_str(), staging.get(), trash.c_str()) != 0)
@@ -557,7 +558,7 @@ class BtrfsBackend final : public Backend {
   void freeze(WorkTree& tree, const std::string& id) override {
     auto& t = static_cast<BtrfsWorkTree&>(tree);
     t.drop_scratch();
-    if (::syncfs(t.tree_.root()) != 0) fail_errno(errno, "sync");
+    if (::syncfs(t.tree_.root()) != 0) fail_errno_at(errno, "sync", t.tree_.root());
     // NOTE: rename first: moving a read-only subvolume to another directory
     // fails with EROFS (its ".." would change).
     if (::renameat(tmp_.get(), t.name_.c_str(), commits_.get(), id.c_str()) != 0)
@@ -682,7 +683,7 @@ class BtrfsBackend final : public Backend {
     if (old && S_ISDIR(old->st_mode))
       failf(ErrorCode::kInvalidArgument, "\"{}\" is a directory; a file cannot replace it", path);
     struct stat st {};
-    if (::fstat(s.item_.get(), &st) != 0) fail_errno(errno, "stat staged file");
+    if (::fstat(s.item_.get(), &st) != 0) fail_errno_at(errno, "stat staged file", s.item_.get());
     StatsDelta d;
     std::uint64_t old_size = old ? static_cast<std::uint64_t>(old->st_size) : 0;
     std::uint64_t new_size = static_cast<std::uint64_t>(st.st_size);
@@ -699,16 +700,16 @@ class BtrfsBackend final : public Backend {
       from = s.name_ + ".append";
       UniqueFd out(
           ::openat(s.dir_.get(), from.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-      if (!out) fail_errno(errno, "create staged file");
+      if (!out) fail_errno_at(errno, "create staged file " + from + " in", s.dir_.get());
       try {
         UniqueFd in(::openat(parent.get(), base.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
         if (!in) fail_errno(errno, "open " + path);
         copy_fd(in.get(), out.get());
         if (at && ::lseek(out.get(), static_cast<off_t>(where.offset), SEEK_SET) < 0)
-          fail_errno(errno, "seek");
-        if (::lseek(s.item_.get(), 0, SEEK_SET) < 0) fail_errno(errno, "seek");
+          fail_errno_at(errno, "seek in", out.get());
+        if (::lseek(s.item_.get(), 0, SEEK_SET) < 0) fail_errno_at(errno, "seek in", s.item_.get());
         copy_fd(s.item_.get(), out.get());
-        if (::fsync(out.get()) != 0) fail_errno(errno, "fsync");
+        if (::fsync(out.get()) != 0) fail_errno_at(errno, "fsync", out.get());
       } catch (...) {
         unlink_if_exists(s.dir_.get(), from);
         throw;
@@ -776,7 +777,7 @@ class BtrfsBackend final : public Backend {
       if (!old) {  // nothing there: the whole staged directory moves in one rename
         if (::renameat(s.dir_.get(), s.name_.c_str(), parent.get(), path_base(path).c_str()) != 0)
           fail_errno(errno, "publish " + path);
-        if (::syncfs(parent.get()) != 0) fail_errno(errno, "sync");
+        if (::syncfs(parent.get()) != 0) fail_errno_at(errno, "sync", parent.get());
         return d;
       }
       if (!S_ISDIR(old->st_mode))
@@ -788,7 +789,7 @@ class BtrfsBackend final : public Backend {
     if (!dst) fail_errno(errno, "open " + path);
     check_merge(s.item_.get(), dst.get(), path);
     merge_into(s.item_.get(), dst.get(), d);
-    if (::syncfs(dst.get()) != 0) fail_errno(errno, "sync");
+    if (::syncfs(dst.get()) != 0) fail_errno_at(errno, "sync", dst.get());
     remove_tree(s.dir_.get(), s.name_);
     return d;
   }

@@ -30,6 +30,18 @@ void fail_errno(int err, std::string_view what) {
   failf(code_of_errno(err), "{}: {} ({})", what, std::strerror(err), advice);
 }
 
+std::string fd_path(int fd) {
+  char buf[4096];
+  std::string link = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+  if (n <= 0) return "descriptor " + std::to_string(fd);
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+void fail_errno_at(int err, std::string_view what, int fd) {
+  fail_errno(err, std::string(what) + " " + fd_path(fd));
+}
+
 UniqueFd open_dir(int dirfd, const std::string& path) {
   int fd = ::openat(dirfd, path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) fail_errno(errno, "open directory " + path);
@@ -123,7 +135,7 @@ void write_all(int fd, const char* p, std::size_t n, std::string_view what) {
 }
 
 void fsync_dir(int dirfd) {
-  if (::fsync(dirfd) != 0) fail_errno(errno, "fsync directory");
+  if (::fsync(dirfd) != 0) fail_errno_at(errno, "fsync directory", dirfd);
 }
 
 void write_file_atomic(int dirfd, const std::string& name, std::string_view data, bool durable) {
@@ -221,7 +233,7 @@ std::uint64_t copy_fd(int in_fd, int out_fd) {
     }
     if (n < 0) {
       if (errno == EINTR) continue;
-      fail_errno(errno, "copy data");
+      fail_errno_at(errno, "copy data from", in_fd);
     }
     if (n == 0) break;
     total += static_cast<std::uint64_t>(n);
@@ -266,7 +278,7 @@ bool flock_fd(int fd, bool exclusive, bool wait) {
     if (::flock(fd, op) == 0) return true;
     if (errno == EINTR) continue;
     if (errno == EWOULDBLOCK && !wait) return false;
-    fail_errno(errno, "lock");
+    fail_errno_at(errno, exclusive ? "lock (exclusive)" : "lock (shared)", fd);
   }
 }
 

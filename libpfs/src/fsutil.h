@@ -46,6 +46,11 @@ class UniqueFd {
 // kNotFound, EEXIST -> kAlreadyExists, EACCES/EPERM/EROFS -> kPermissionDenied,
 // otherwise kIo.
 [[noreturn]] void fail_errno(int err, std::string_view what);
+// The same for an operation on a descriptor: the message names the file or
+// directory it is open on ("sync /data/store/btrfs/branches/dev: ...").
+[[noreturn]] void fail_errno_at(int err, std::string_view what, int fd);
+// The path a descriptor is open on (from /proc/self/fd), or "descriptor N".
+std::string fd_path(int fd);
 
 // Opens a directory (O_DIRECTORY|O_CLOEXEC) relative to dirfd.
 UniqueFd open_dir(int dirfd, const std::string& path);

@@ -1753,7 +1753,7 @@ void init_portable_backend(int store_fd) {
   }
   UniqueFd lock(::openat(top.get(), "gc.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   if (!lock) fail_errno(errno, "create portable/gc.lock");
-  if (::syncfs(top.get()) != 0) fail_errno(errno, "sync");
+  if (::syncfs(top.get()) != 0) fail_errno_at(errno, "sync", top.get());
 }
 
 std::unique_ptr<Backend> open_portable_backend(int store_fd) {

@@ -61,3 +61,24 @@ TEST_CASE("one HTTP status table: the server's statuses read back as the same co
   CHECK(pfs::code_of_http_status(431) == ErrorCode::kInvalidArgument);
   CHECK(pfs::code_of_http_status(502) == ErrorCode::kIo);
 }
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "fail.h"
+#include "fsutil.h"
+
+TEST_CASE("an error on a descriptor names its file (it said only 'sync', 'stat file', 'lock')") {
+  int fd = ::open("/proc/self", O_RDONLY | O_DIRECTORY);
+  REQUIRE(fd >= 0);
+  CHECK(pfs::detail::fd_path(fd).rfind("/proc/", 0) == 0);
+  try {
+    pfs::detail::fail_errno_at(ENOSPC, "sync", fd);
+  } catch (const pfs::detail::Fail& f) {
+    CHECK(f.error.code == ErrorCode::kIo);
+    CHECK(f.error.message.find("sync /proc/") == 0);
+    CHECK(f.error.message.find("full") != std::string::npos);
+  }
+  ::close(fd);
+  CHECK(pfs::detail::fd_path(-1) == "descriptor -1");
+}
