@@ -119,12 +119,12 @@ Result<void> Engine::run() {
     std::unique_lock lk(im.st.count_mu);
     im.st.count_cv.wait(lk, [&] { return im.st.stopping && im.acceptor_closed && im.st.live == 0; });
   }
-  for (auto& t : im.io)
-    asio::post(t->ioc, [t = t.get()] {
-      beast::error_code ec;
-      t->sweeper->cancel();
-    });
+  // No connection is left: stop the loops. NOTE: not by cancelling the
+  // sweepers from a posted handler: a sweep whose timer had just fired
+  // would re-arm itself, and its thread would wait forever (seen under
+  // ASan's timing: SIGTERM did not end the server).
   im.guards.clear();
+  for (auto& t : im.io) t->ioc.stop();
   for (auto& t : im.io) t->thread.join();
   im.st.pool.reset();
   return {};
