@@ -14,13 +14,7 @@ A=${HTTP_ATTACK:?HTTP_ATTACK: the path of the http_attack tool}
 case $A in /*) ;; *) A=$PWD/$A ;; esac
 case $PACHCTL in /*) ;; *) PACHCTL=$PWD/$PACHCTL ;; esac
 
-SERVERS=()
-cleanup_servers() {
-  local pid
-  for pid in "${SERVERS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${SERVERS[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap 'cleanup_servers; rm -rf "$LOCAL"' EXIT
+source "$(dirname "$0")/http_lib.sh"  # SERVERS, cleanup at exit, req, expect_error
 
 # serve STORE LOG [OPTIONS...]: starts a server on 127.0.0.1:0 (its own
 # session, so that no signal meant for the test reaches it); sets H (its

@@ -4,48 +4,8 @@
 # store as it was), a client killed mid-upload, 50 clients at once, 2 GiB up
 # and down, a token, graceful SIGTERM. Servers listen on 127.0.0.1 only.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/http_lib.sh"
 
-SERVERS=()
-cleanup_servers() {
-  local pid
-  for pid in "${SERVERS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${SERVERS[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap 'cleanup_servers; rm -rf "$LOCAL"' EXIT
-
-# serve STORE LOG [OPTIONS...]: starts a server, sets H (its URL) and SPID.
-serve() {
-  local store=$1 log=$2 i
-  shift 2
-  "$PACHCTL" --store "$store" serve --listen 127.0.0.1:0 "$@" 2>"$log" &
-  SPID=$!
-  SERVERS+=("$SPID")
-  H=
-  for i in $(seq 200); do
-    H=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$log" || true)
-    [ -n "$H" ] && return 0
-    sleep 0.05
-  done
-  echo "server did not start: $(cat "$log")" >&2
-  exit 1
-}
-# req METHOD URL [curl args...]: sets CODE and BODY.
-req() {
-  local m=$1 u=$2
-  shift 2
-  BODY=$(curl -sS -X "$m" -o - -w '\n%{http_code}' "$@" "$u")
-  CODE=${BODY##*$'\n'}
-  BODY=${BODY%$'\n'*}
-}
-# expect_error WHAT STATUS CODE-NAME METHOD URL [curl args...]
-expect_error() {
-  local what=$1 status=$2 name=$3
-  shift 3
-  req "$@"
-  expect_eq "$what: status" "$status" "$CODE"
-  expect_eq "$what: code" "$name" "$(jq -r .code <<<"$BODY" 2>/dev/null)"
-  [ -n "$(jq -r .error <<<"$BODY" 2>/dev/null)" ] && ok || fail "$what: no error message in [$BODY]"
-}
 state() { pachctl list-file -R -b "$1" 2>&1; pachctl list-commit -a 2>&1 | wc -l; pachctl list-branch 2>&1; }
 
 pachctl init >/dev/null
