@@ -85,7 +85,7 @@ echo "== 6. Copy the store with its history, then keep the copy up to date" >&2
 if [ "$MAIN" = master ]; then
   pachctl clone "$URL" "$DATA/backup"
   pachctl --store "$DATA/backup" log -n 3
-  echo "region,amount\nnorth,8" | pachctl put-file sales/2026-05.csv
+  printf "region,amount\nnorth,8\n" | pachctl put-file sales/2026-05.csv
   pachctl commit -m "May"
   pachctl push "$DATA/backup"          # sends only the new commit
   pachctl --store "$DATA/backup" get-file sales/2026-05.csv
