@@ -191,11 +191,7 @@ std::string footer(std::initializer_list<std::string_view> examples, std::string
 // The library's table, so that a local file and the store fail alike.
 pfs::ErrorCode errno_code(int err) { return pfs::code_of_errno(err); }
 
-std::string os_error(std::string_view what, int err) {
-  std::string_view advice = pfs::errno_advice(err);
-  if (advice.empty()) return fmt::format("{}: {}", what, std::strerror(err));
-  return fmt::format("{}: {} ({})", what, std::strerror(err), advice);
-}
+std::string os_error(std::string_view what, int err) { return pfs::errno_message(what, err); }
 
 std::string human_size(std::uint64_t bytes) {
   static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};

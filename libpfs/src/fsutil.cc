@@ -24,11 +24,7 @@ void UniqueFd::reset(int fd) {
   fd_ = fd;
 }
 
-void fail_errno(int err, std::string_view what) {
-  std::string_view advice = errno_advice(err);
-  if (advice.empty()) failf(code_of_errno(err), "{}: {}", what, std::strerror(err));
-  failf(code_of_errno(err), "{}: {} ({})", what, std::strerror(err), advice);
-}
+void fail_errno(int err, std::string_view what) { fail(code_of_errno(err), errno_message(what, err)); }
 
 std::string fd_path(int fd) {
   char buf[4096];

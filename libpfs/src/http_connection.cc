@@ -76,16 +76,6 @@ namespace {
 
 std::int64_t secs(std::chrono::milliseconds ms) { return std::max<std::int64_t>(1, ms.count() / 1000); }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // What a body read's error means to the client.
 std::string body_error(const beast::error_code& ec) {
   if (ec == bhttp::error::partial_message || ec == bhttp::error::end_of_stream ||

@@ -207,12 +207,12 @@ void Engine::Impl::on_accept(IoThread& target, tcp::socket s) {
 // A connection over a cap: a 503 written without waiting (it fits in the
 // socket's buffer), then closed; no state is kept for it.
 void Engine::Impl::refuse_fast(tcp::socket& s, std::string_view message) {
-  nlohmann::json j{{"error", message}, {"code", "busy"}};
-  std::string body = j.dump() + "\n";
+  Response res;  // the same JSON error as every other
+  res.error(503, "busy", std::string(message));
   std::string msg = fmt::format(
       "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\n"
       "Retry-After: 1\r\nConnection: close\r\n\r\n{}",
-      body.size(), body);
+      res.body.size(), res.body);
   [[maybe_unused]] auto n = ::send(s.native_handle(), msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
   ::shutdown(s.native_handle(), SHUT_WR);
   beast::error_code ec;

@@ -23,7 +23,7 @@ const std::string* Request::find(std::string_view key) const {
 
 std::string Request::header(std::string_view name) const {
   for (const auto& [k, v] : headers)
-    if (k.size() == name.size() && ::strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
+    if (iequals(k, name)) return v;
   return {};
 }
 
@@ -135,13 +135,8 @@ Result<void> decode_target(std::string_view target, Request& req) {
 }
 
 std::optional<std::pair<std::int64_t, std::int64_t>> parse_range(std::string_view v) {
-  auto trim = [](std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-  };
   v = trim(v);
-  if (v.size() < 6 || ::strncasecmp(v.data(), "bytes=", 6) != 0) return std::nullopt;
+  if (v.size() < 6 || !iequals(v.substr(0, 6), "bytes=")) return std::nullopt;
   v = trim(v.substr(6));
   if (v.find(',') != std::string_view::npos) return std::nullopt;  // several: send it all
   auto dash = v.find('-');
@@ -192,17 +187,33 @@ std::string_view reason_phrase(int status) {
   }
 }
 
+std::string http_date(std::time_t t) {
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
+
 std::string_view http_date_now() {
   thread_local std::time_t cached = 0;
-  thread_local char buf[64];
+  thread_local std::string text;
   std::time_t now = std::time(nullptr);
   if (now != cached) {
-    std::tm tm{};
-    ::gmtime_r(&now, &tm);
-    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    text = http_date(now);
     cached = now;
   }
-  return buf;
+  return text;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace pfs::detail::http

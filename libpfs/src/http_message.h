@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
 #include <functional>
 #include <optional>
 #include <string>
@@ -104,7 +105,14 @@ std::optional<std::pair<std::int64_t, std::int64_t>> parse_range(std::string_vie
 // "OK", "Not Found", ... for a status.
 std::string_view reason_phrase(int status);
 
-// The Date header's value for now (cached per second, per thread).
+// An HTTP date (RFC 9110 IMF-fixdate) for seconds since the epoch, and the
+// Date header's value for now (cached per second, per thread).
+std::string http_date(std::time_t t);
 std::string_view http_date_now();
+
+// Header values and tokens: without the blanks around them, and compared
+// without case.
+std::string_view trim(std::string_view s);
+bool iequals(std::string_view a, std::string_view b);
 
 }  // namespace pfs::detail::http

@@ -433,14 +433,6 @@ class HttpServer final : public Server {
   void get_archive(const Request& req, Response& res);
   void get_send(const Request& req, Response& res);
 
-  static std::string http_date(std::int64_t ns) {
-    std::time_t t = static_cast<std::time_t>(ns / 1000000000);
-    std::tm tm{};
-    ::gmtime_r(&t, &tm);
-    char buf[64];
-    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    return buf;
-  }
 
   std::unique_ptr<Client> store_;
   ServerOptions opts_;
@@ -627,7 +619,7 @@ void HttpServer::get_file(const Request& req, Response& res) {
   }
   res.content_type = "application/octet-stream";
   res.set_header("Accept-Ranges", "bytes");
-  res.set_header("Last-Modified", http_date(f->info().mtime_ns));
+  res.set_header("Last-Modified", http::http_date(static_cast<std::time_t>(f->info().mtime_ns / 1000000000)));
   res.set_header("X-Pfs-Size", std::to_string(size));
   res.set_header("X-Pfs-Mtime-Ns", std::to_string(f->info().mtime_ns));
   if (len <= kPiece) {

@@ -1,6 +1,7 @@
 #include <pfs/result.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace pfs {
 
@@ -81,6 +82,18 @@ std::string_view errno_advice(int err) {
     default:
       return {};
   }
+}
+
+std::string errno_message(std::string_view what, int err) {
+  std::string out(what);
+  out += ": ";
+  out += std::strerror(err);
+  if (std::string_view advice = errno_advice(err); !advice.empty()) {
+    out += " (";
+    out += advice;
+    out += ')';
+  }
+  return out;
 }
 
 int exit_status(ErrorCode code) {

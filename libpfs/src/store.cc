@@ -401,6 +401,7 @@ class LocalStore final : public Client {
       FileInfo info;  // of what was opened, should the path have changed since
       info.path = p;
       info.type = FileInfo::Type::kFile;
+      std::string cache_id;  // a commit's file: cached (file_cache.h)
       if (ref.kind == Ref::Kind::kCommit) {
         std::string id = resolve_commit(ref.name);
         if (file_cache_) {
@@ -409,23 +410,9 @@ class LocalStore final : public Client {
             info.mtime_ns = hit->mtime_ns;
             return std::make_unique<CachedFileHandle>(std::move(info), std::move(hit->bytes));
           }
+          cache_id = id;
         }
         reader = backend_->open_commit_file(id, p);
-        if (file_cache_ && reader->size() <= CommitFileCache::kMaxFile) {
-          auto bytes = std::make_shared<std::string>(reader->size(), '\0');
-          std::size_t got = 0;
-          while (got < bytes->size()) {
-            std::size_t n = reader->pread(std::span<char>(bytes->data() + got, bytes->size() - got), got);
-            if (n == 0) break;
-            got += n;
-          }
-          if (got == bytes->size()) {
-            info.size = got;
-            info.mtime_ns = reader->mtime_ns;
-            file_cache_->put(id, p, {bytes, reader->mtime_ns});
-            return std::make_unique<CachedFileHandle>(std::move(info), std::move(bytes));
-          }
-        }
       } else if (ref.kind == Ref::Kind::kBranch) {
         check_branch_name(ref.name);
         read_state(ref.name);
@@ -435,7 +422,16 @@ class LocalStore final : public Client {
       }
       info.size = reader->size();
       info.mtime_ns = reader->mtime_ns;
-      return std::make_unique<LocalFileHandle>(std::move(info), std::move(reader));
+      auto handle = std::make_unique<LocalFileHandle>(std::move(info), std::move(reader));
+      if (!cache_id.empty() && handle->info().size <= CommitFileCache::kMaxFile) {
+        auto bytes = std::make_shared<std::string>(handle->info().size, '\0');
+        auto got = handle->read_at(0, std::span<char>(bytes->data(), bytes->size()));
+        if (got && *got == bytes->size()) {
+          file_cache_->put(cache_id, p, {bytes, handle->info().mtime_ns});
+          return std::make_unique<CachedFileHandle>(handle->info(), std::move(bytes));
+        }
+      }
+      return handle;
     });
   }
 

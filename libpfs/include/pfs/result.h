@@ -42,6 +42,8 @@ PFS_EXPORT ErrorCode code_of_errno(int err);
 // What a user can do about an errno, to end a message with ("" if nothing
 // useful): ENOSPC "the file system is full: free space, then retry", ...
 PFS_EXPORT std::string_view errno_advice(int err);
+// "WHAT: <strerror> (<advice>)": how libpfs and pachctl word an OS error.
+PFS_EXPORT std::string errno_message(std::string_view what, int err);
 
 // The exit status pachctl uses for a code. 0 is success; 1 is reserved for
 // "fsck found problems"; usage errors are 2 like invalid arguments.
