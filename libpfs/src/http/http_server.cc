@@ -21,7 +21,7 @@
 #include "http_engine.h"
 #include "names.h"
 #include "pipe.h"
-#include "store.h"
+#include "local_dir.h"
 #include "tar.h"
 
 namespace pfs {

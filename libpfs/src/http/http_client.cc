@@ -25,7 +25,7 @@
 #include "fsutil.h"
 #include "names.h"
 #include "pipe.h"
-#include "store.h"
+#include "local_dir.h"
 #include "tar.h"
 
 namespace pfs {

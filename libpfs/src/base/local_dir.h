@@ -1,19 +1,17 @@
-// store.h: the local store: commit graph, branch heads, locking, recovery.
-// Implements pfs::Client over a Backend.
+// local_dir.h: the local side of put-file -r and get-file -r, and the
+// bounds of a ranged read (shared by the local store and the HTTP layer).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
-#include <memory>
+#include <string>
+#include <vector>
 
 #include <pfs/client.h>
 
-#include "backend.h"
 #include "fsutil.h"
 
 namespace pfs::detail {
-
-inline constexpr int kFormatVersion = 1;
-inline constexpr const char* kStoreFile = "pfs-store.json";
 
 // The bytes a read of `range` in a file of `size` bytes gets; throws
 // kInvalidArgument when the range starts past the end.
@@ -29,8 +27,5 @@ UniqueFd open_output_dir(const std::filesystem::path& local_dir);
 // that are neither files nor directories go to `skipped`.
 void walk_local_dir(int dirfd, const std::string& rel, const std::string& dest,
                     std::vector<std::string>& files, std::vector<std::string>& skipped);
-
-// Opens the store at dir (the Backend is chosen by its pfs-store.json).
-std::unique_ptr<Client> open_local_store(const std::filesystem::path& dir, const OpenOptions& opts = {});
 
 }  // namespace pfs::detail
