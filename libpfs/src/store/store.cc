@@ -1,6 +1,7 @@
 // store.cc: the Store. On-disk layout and the commit protocol are described
 // in docs/format.md; keep the two in step.
 #include "store.h"
+#include "fault_backend.h"
 #include "file_cache.h"
 #include "local_dir.h"
 
@@ -1699,6 +1700,7 @@ std::unique_ptr<Client> open_local_store(const std::filesystem::path& dir, const
     b = open_portable_backend(root.get());
   else
     failf(ErrorCode::kCorruption, "store {} uses unknown backend \"{}\"", dir.string(), backend);
+  b = with_faults(std::move(b));  // tests only: PFS_FAULT (fault.h)
   auto store = std::make_unique<LocalStore>(std::filesystem::absolute(dir), std::move(root), std::move(b));
   if (opts.file_cache_bytes > 0) store->enable_file_cache(opts.file_cache_bytes);
   return store;
