@@ -22,73 +22,58 @@
 # Usage: bench/http.sh [PACHCTL]   (root: loop device and mount; installs
 # nginx and wrk with apt-get when missing). Makes a 16 GiB sparse btrfs image
 # under $BENCH_DIR (default /var/tmp), removed at the end, as are the servers.
+# Exits 1 when a target is missed.
 # BENCH_WRK_SECONDS (default 10), BENCH_REPS (default 3), BENCH_KEEPALIVE_SECONDS
-# (default 60), BENCH_IDLE (default 10000), BENCH_SLOWLORIS (default 1000).
-set -euo pipefail
+# (default 60), BENCH_IDLE (default 10000), BENCH_SLOWLORIS (default 1000),
+# BENCH_IMAGE_SIZE (default 16G), BENCH_BIG_MIB (default 1024: the file of (b)
+# and (c)), BENCH_STREAM_MIB (default 4096: the file of (d)).
+# BENCH_QUICK=1: a quick run that only shows the script works (figures are
+# meaningless): 64 MiB and 256 MiB files, wrk 1 s, 1 rep, 3 s of keep-alive,
+# 500 idle and 50 slowloris connections, a 2G image; a knob set explicitly
+# still wins. The harness (scratch file system, timing, medians, verdicts)
+# is bench/lib.sh.
 
-die() { echo "bench: $*" >&2; exit 1; }
-[[ $EUID -eq 0 ]] || die "must run as root (loop device, mount)"
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PACHCTL="${1:-${PACHCTL:-$repo_root/build/pachctl/pachctl}}"
-[[ -x "$PACHCTL" ]] || die "pachctl not found: $PACHCTL (build it, or pass its path)"
-WRK_SECONDS="${BENCH_WRK_SECONDS:-10}"
-REPS="${BENCH_REPS:-3}"
-KA_SECONDS="${BENCH_KEEPALIVE_SECONDS:-60}"
-IDLE_N="${BENCH_IDLE:-10000}"
-SLOW_N="${BENCH_SLOWLORIS:-1000}"
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+parse_args "$@"
+strict=1   # a missed target always exits 1 here
+knob WRK_SECONDS BENCH_WRK_SECONDS 10 1
+knob REPS BENCH_REPS 3 1
+knob KA_SECONDS BENCH_KEEPALIVE_SECONDS 60 3
+knob IDLE_N BENCH_IDLE 10000 500
+knob SLOW_N BENCH_SLOWLORIS 1000 50
+knob IMAGE_SIZE BENCH_IMAGE_SIZE 16G 2G
+knob BIG_MIB BENCH_BIG_MIB 1024 64
+knob STREAM_MIB BENCH_STREAM_MIB 4096 256
+big=$(size_label "$BIG_MIB")
+stream=$(size_label "$STREAM_MIB")
+
+need_root "loop device, mount"
+find_pachctl
 ATTACK="${HTTP_ATTACK:-$(dirname "$PACHCTL")/../tests/http_attack}"
 [[ -x "$ATTACK" ]] || die "tests/tools/http_attack not found at $ATTACK (build pfs, or set HTTP_ATTACK)"
-export PATH="$PATH:/usr/sbin:/sbin"
-missing=()
-command -v nginx >/dev/null || missing+=(nginx)
-command -v wrk >/dev/null || missing+=(wrk)
-command -v curl >/dev/null || missing+=(curl)
-if [[ ${#missing[@]} -gt 0 ]]; then
-  echo "bench: installing ${missing[*]}" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+install_missing nginx wrk curl
 
-# ---- scratch btrfs, servers; all removed on exit
-img="" loopdev="" mnt="" pids=() shm=""
-cleanup() {
-  local rc=$? pid
-  trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  cd /
-  [[ -n "$mnt" ]] && { umount "$mnt" 2>/dev/null || umount -l "$mnt" || true; rmdir "$mnt" 2>/dev/null || true; }
-  [[ -n "$loopdev" ]] && losetup -d "$loopdev" 2>/dev/null || true
-  [[ -n "$img" ]] && rm -f "$img"
-  [[ -n "$shm" ]] && rm -rf "$shm"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-base="${BENCH_DIR:-/var/tmp}"
-img="$(mktemp "$base/pfs-bench-http.XXXXXX.img")"
-truncate -s 16G "$img"
-loopdev="$(losetup --find --show "$img")"
-mkfs.btrfs -q -f "$loopdev" >/dev/null
-mnt="$(mktemp -d /tmp/pfs-bench-http.XXXXXX)"
-mount "$loopdev" "$mnt"
-W=$mnt
-shm="$(mktemp -d /dev/shm/pfs-bench-http.XXXXXX)"
+# ---- scratch btrfs (page cache as usual: no direct I/O), servers; all removed on exit
+scratch_fs http btrfs "$IMAGE_SIZE" --buffered
+loopdev=$fs_dev
+W=$fs_mnt
+shm_dir http
 
-calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-verdict() { printf '%-44s %-30s %-18s %-8s %s\n' "$@"; }
 
 echo "pfs HTTP benchmark: pachctl serve vs nginx $(nginx -v 2>&1 | sed 's/.*\///'), loopback"
 echo "  pachctl: $PACHCTL ($("$PACHCTL" --version))"
 echo "  machine: $(nproc) CPUs, kernel $(uname -r); scratch: btrfs on $loopdev at $W"
+quick_note
 
 # ---- the same files for both
 mkdir -p "$W/www/small" "$W/www/upload" "$W/nginx-tmp" "$W/nginx-logs"
-head -c $((1000 * 4096)) /dev/urandom | (cd "$W/www/small" && split -b 4096 -d -a 4 - f)
-head -c 1G /dev/urandom > "$W/www/big"
-head -c 1G /dev/urandom > "$shm/upload"
+random_files "$W/www/small" 1000 4
+head -c "${BIG_MIB}M" /dev/urandom > "$W/www/big"
+head -c "${BIG_MIB}M" /dev/urandom > "$shm/upload"
 "$PACHCTL" --store "$W/store" init --backend btrfs >/dev/null
 "$PACHCTL" --store "$W/store" put-file -r small "$W/www/small" >/dev/null
 "$PACHCTL" --store "$W/store" put-file big "$W/www/big"
@@ -116,10 +101,10 @@ http {
 }
 EOF
 nginx -c "$W/nginx.conf" -g 'daemon off;' &
-pids+=($!)
+bench_pids+=($!)
 "$PACHCTL" --store "$W/store" serve --listen 127.0.0.1:0 -q 2>"$W/serve.log" &
 SPID=$!
-pids+=("$SPID")
+bench_pids+=("$SPID")
 for _ in $(seq 100); do
   PFS=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$W/serve.log" || true)
   [[ -n "$PFS" ]] && curl -s -o /dev/null "http://127.0.0.1:$NPORT/small/f0001" && break
@@ -141,13 +126,13 @@ for _ in $(seq "$REPS"); do
   ng+=("$(rps "$NGX/small/f0001")")
   pf+=("$(rps "$PFS/file/small/f0001?commit=master")")
 done
-NG_RPS=$(printf '%s\n' "${ng[@]}" | sort -g | tail -1)
-PF_RPS=$(printf '%s\n' "${pf[@]}" | sort -g | tail -1)
+NG_RPS=$(best "${ng[@]}")
+PF_RPS=$(best "${pf[@]}")
 echo "    nginx: ${ng[*]} req/s;  pfs: ${pf[*]} req/s"
 
 # ---- (b) 1 GiB GET
 echo
-echo "(b) 1 GiB GET to /dev/null (warm cache), median of $REPS"
+echo "(b) $big GET to /dev/null (warm cache), median of $REPS"
 get_mibs() { curl -s -o /dev/null -w '%{speed_download}' "$1" | awk '{printf "%.0f", $1/1048576}'; }
 # Warm both, by the URLs measured: a commit's file is another inode than
 # the branch's (a btrfs snapshot), with a page cache of its own.
@@ -157,46 +142,43 @@ for _ in $(seq "$REPS"); do
   ng+=("$(get_mibs "$NGX/big")")
   pf+=("$(get_mibs "$PFS/file/big?commit=master")")
 done
-NG_GET=$(median "${ng[@]}"); PF_GET=$(median "${pf[@]}")
+NG_GET=$(median --fmt %.6g "${ng[@]}"); PF_GET=$(median --fmt %.6g "${pf[@]}")
 echo "    nginx: ${ng[*]} MiB/s;  pfs: ${pf[*]} MiB/s"
 
 # ---- (c) 1 GiB POST (upload until on disk)
 echo
-echo "(c) 1 GiB upload from tmpfs (+ sync of the scratch fs), median of $REPS"
+echo "(c) $big upload from tmpfs (+ sync of the scratch fs), median of $REPS"
 up_mibs() {  # up_mibs METHOD URL
-  local t0 t1
+  local t
   sync -f "$W"
-  t0=$EPOCHREALTIME
-  curl -sf -X "$1" -T "$shm/upload" -o /dev/null "$2" || die "upload to $2 failed"
-  sync -f "$W"
-  t1=$EPOCHREALTIME
-  calc "1024 / ($t1 - $t0)" 0
+  timed t --sync "$W" curl -sf -X "$1" -T "$shm/upload" -o /dev/null "$2"
+  calc "$BIG_MIB / $t" 0
 }
 ng=() pf=()
 for i in $(seq "$REPS"); do
   ng+=("$(up_mibs PUT "$NGX/upload/u$i")")
   pf+=("$(up_mibs POST "$PFS/file/up$i")")
 done
-NG_POST=$(median "${ng[@]}"); PF_POST=$(median "${pf[@]}")
+NG_POST=$(median --fmt %.6g "${ng[@]}"); PF_POST=$(median --fmt %.6g "${pf[@]}")
 echo "    nginx (WebDAV PUT): ${ng[*]} MiB/s;  pfs (POST): ${pf[*]} MiB/s"
 cmp -s "$shm/upload" <(curl -s "$PFS/file/up1") || die "the uploaded file reads back different"
 
 # ---- (d) memory while 4 GiB streams up and down
 echo
-echo "(d) pachctl serve's memory while a 4 GiB file streams up, then down"
+echo "(d) pachctl serve's memory while a $stream file streams up, then down"
 rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$SPID/status")
 peak_sampled=0
 sample() { while kill -0 "$1" 2>/dev/null; do
   r=$(awk '/VmRSS/ {print $2}' "/proc/$SPID/status"); (( r > peak_sampled )) && peak_sampled=$r
   echo "$peak_sampled" > "$W/peak"; sleep 0.2; done; }
-head -c 4G /dev/urandom | curl -sf -XPOST -T - -o /dev/null "$PFS/file/four" &
+head -c "${STREAM_MIB}M" /dev/urandom | curl -sf -XPOST -T - -o /dev/null "$PFS/file/four" &
 CPID=$!
 sample "$CPID"
-wait "$CPID" || die "4 GiB upload failed"
+wait "$CPID" || die "$stream upload failed"
 curl -sf -o /dev/null "$PFS/file/four" &
 CPID=$!
 sample "$CPID"
-wait "$CPID" || die "4 GiB download failed"
+wait "$CPID" || die "$stream download failed"
 HWM=$(awk '/VmHWM/ {print $2}' "/proc/$SPID/status")
 echo "    RSS before: $((rss_before / 1024)) MiB; sampled peak during: $(( $(cat "$W/peak") / 1024 )) MiB; VmHWM (peak since start): $((HWM / 1024)) MiB"
 
@@ -204,7 +186,7 @@ echo "    RSS before: $((rss_before / 1024)) MiB; sampled peak during: $(( $(cat
 # A second pfs server whose header deadline outlasts the measurement.
 "$PACHCTL" --store "$W/store" serve --listen 127.0.0.1:0 -q --header-timeout 120 2>"$W/serve2.log" &
 S2=$!
-pids+=("$S2")
+bench_pids+=("$S2")
 for _ in $(seq 100); do
   PFS2=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$W/serve2.log" || true); [[ -n "$PFS2" ]] && break; sleep 0.1
 done
@@ -255,22 +237,19 @@ PF_KA_NON2XX=$(key non2xx "$W/pfs.ka")
 
 echo
 echo "Summary"
-verdict TARGET FIGURES RATIO GOAL RESULT
-r=$(calc "$PF_RPS / $NG_RPS"); ok=$(awk "BEGIN{print ($r >= 0.9) ? \"PASS\" : \"FAIL\"}")
-verdict "(a) small GET req/s: pfs vs nginx" "$PF_RPS vs $NG_RPS" "pfs/nginx $r" ">= 0.9" "$ok"; all=$ok
-r=$(calc "$PF_GET / $NG_GET"); ok=$(awk "BEGIN{print ($r >= 0.95) ? \"PASS\" : \"FAIL\"}")
-verdict "(b) 1 GiB GET MiB/s: pfs vs nginx" "$PF_GET vs $NG_GET" "pfs/nginx $r" ">= 0.95" "$ok"; all+=" $ok"
-r=$(calc "$PF_POST / $NG_POST"); ok=$(awk "BEGIN{print ($r >= 0.95) ? \"PASS\" : \"FAIL\"}")
-verdict "(c) 1 GiB upload MiB/s: pfs vs nginx" "$PF_POST vs $NG_POST" "pfs/nginx $r" ">= 0.95" "$ok"; all+=" $ok"
-ok=$([[ $HWM -lt $((64 * 1024)) ]] && echo PASS || echo FAIL)
-verdict "(d) server peak RSS, 4 GiB up + down" "$((HWM / 1024)) MiB" "-" "< 64 MiB" "$ok"; all+=" $ok"
-ok=$(awk "BEGIN{print ($PF_IDLE_P99 < 50 && $PF_IDLE_OK == 300 && $PF_IDLE_HELD >= $IDLE_N) ? \"PASS\" : \"FAIL\"}")
-verdict "(e) GET p99, $IDLE_N idle held" "$PF_IDLE_P99 ms (nginx $NG_IDLE_P99)" "-" "< 50 ms" "$ok"; all+=" $ok"
-ok=$(awk "BEGIN{print ($PF_SLOW_P99 < 50 && $PF_SLOW_OK == 300) ? \"PASS\" : \"FAIL\"}")
-verdict "(f) GET p99, $SLOW_N slowloris held" "$PF_SLOW_P99 ms (nginx $NG_SLOW_P99)" "-" "< 50 ms" "$ok"; all+=" $ok"
-ok=$([[ "$PF_KA_STARVED" == 0 && "$PF_KA_NON2XX" == 0 ]] && echo PASS || echo FAIL)
-verdict "(g) 200 keep-alive clients, ${KA_SECONDS} s" "starved $PF_KA_STARVED, p99 $PF_KA_P99 ms (nginx $NG_KA_P99)" "-" "none starved" "$ok"; all+=" $ok"
-ok=$([[ $PF_IDLE_RSS -lt $((128 * 1024)) ]] && echo PASS || echo FAIL)
-verdict "(h) server RSS, $IDLE_N idle connections" "$((PF_IDLE_RSS / 1024)) MiB" "-" "< 128 MiB" "$ok"; all+=" $ok"
-[[ $all == *FAIL* ]] && { echo "RESULT: FAIL"; exit 1; }
-echo "RESULT: PASS (all targets met)"
+r=$(ratio "$PF_RPS" "$NG_RPS")
+verdict "(a) small GET req/s: pfs vs nginx" "$PF_RPS vs $NG_RPS" "pfs/nginx $r" ">= 0.9" "$(meets "$r" ">= 0.9")"
+r=$(ratio "$PF_GET" "$NG_GET")
+verdict "(b) $big GET MiB/s: pfs vs nginx" "$PF_GET vs $NG_GET" "pfs/nginx $r" ">= 0.95" "$(meets "$r" ">= 0.95")"
+r=$(ratio "$PF_POST" "$NG_POST")
+verdict "(c) $big upload MiB/s: pfs vs nginx" "$PF_POST vs $NG_POST" "pfs/nginx $r" ">= 0.95" "$(meets "$r" ">= 0.95")"
+verdict "(d) server peak RSS, $stream up + down" "$((HWM / 1024)) MiB" "-" "< 64 MiB" "$(( HWM < 64 * 1024 ? 1 : 0 ))"
+verdict "(e) GET p99, $IDLE_N idle held" "$PF_IDLE_P99 ms (nginx $NG_IDLE_P99)" "-" "< 50 ms" \
+  "$(calc "$PF_IDLE_P99 < 50 && $PF_IDLE_OK == 300 && $PF_IDLE_HELD >= $IDLE_N" 0)"
+verdict "(f) GET p99, $SLOW_N slowloris held" "$PF_SLOW_P99 ms (nginx $NG_SLOW_P99)" "-" "< 50 ms" \
+  "$(calc "$PF_SLOW_P99 < 50 && $PF_SLOW_OK == 300" 0)"
+verdict "(g) 200 keep-alive clients, ${KA_SECONDS} s" "starved $PF_KA_STARVED, p99 $PF_KA_P99 ms (nginx $NG_KA_P99)" "-" "none starved" \
+  "$([[ "$PF_KA_STARVED" == 0 && "$PF_KA_NON2XX" == 0 ]] && echo 1 || echo 0)"
+verdict "(h) server RSS, $IDLE_N idle connections" "$((PF_IDLE_RSS / 1024)) MiB" "-" "< 128 MiB" "$(( PF_IDLE_RSS < 128 * 1024 ? 1 : 0 ))"
+print_targets "TARGET|FIGURES|RATIO|GOAL|RESULT" '%-44s %-30s %-18s %-8s %s\n'
+bench_result "RESULT: FAIL"

@@ -87,125 +87,54 @@
 #   for one git commit or checkout on B; past it git is reported as "> N s"),
 #   BENCH_GIT_COMPRESSION (unset: git's default; e.g. 0 for no zlib).
 # A smoke run: BENCH_SMALL_FILES=10000 BENCH_BIG_SIZE_MB=256 bench/portable.sh
+# BENCH_QUICK=1: a quick run that only shows the script works (figures are
+# meaningless): A = 1000 files in 10 directories, B = 1 file of 16 MiB,
+# 2 reps, 2 change rounds, a 4G image; a knob set explicitly still wins.
+# The harness (scratch file system, timing, medians, verdicts) is bench/lib.sh.
 
 set -euo pipefail
-export LC_ALL=C
-export PATH="$PATH:/usr/sbin:/sbin"   # mkfs.ext4, losetup live there
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-strict=0
 small_only=0
-pachctl_arg=""
-for a in "$@"; do
-  case "$a" in
-    --strict) strict=1 ;;
-    --small-only) small_only=1 ;;
-    -h|--help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
-    -*) echo "bench: unknown option $a" >&2; exit 2 ;;
-    *) pachctl_arg="$a" ;;
-  esac
-done
+bench_option() { [[ $1 == --small-only ]] && small_only=1; }
+parse_args "$@"
+knob SMALL_FILES BENCH_SMALL_FILES 100000 1000
+knob SMALL_PER_DIR BENCH_SMALL_PER_DIR 1000 100
+knob BIG_FILES BENCH_BIG_FILES 4 1
+knob BIG_MB BENCH_BIG_SIZE_MB 1024 16
+knob REPS BENCH_REPS 3 2
+knob BIG_REPS BENCH_BIG_REPS 1
+knob PFS_READ_REPS BENCH_PFS_READ_REPS "$REPS"
+knob ROUNDS BENCH_CHANGE_COMMITS 10 2
+knob IMAGE_SIZE BENCH_IMAGE_SIZE 40G 4G
+knob SEED BENCH_SEED 1
+knob GIT_TIMEOUT BENCH_GIT_TIMEOUT 900
+knob GIT_COMPRESSION BENCH_GIT_COMPRESSION ""
 
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PACHCTL="${pachctl_arg:-${PACHCTL:-$repo_root/build/pachctl/pachctl}}"
-case "$PACHCTL" in /*) ;; *) PACHCTL="$(pwd)/$PACHCTL" ;; esac
-SMALL_FILES="${BENCH_SMALL_FILES:-100000}"
-SMALL_PER_DIR="${BENCH_SMALL_PER_DIR:-1000}"
-BIG_FILES="${BENCH_BIG_FILES:-4}"
-BIG_MB="${BENCH_BIG_SIZE_MB:-1024}"
-REPS="${BENCH_REPS:-3}"
-BIG_REPS="${BENCH_BIG_REPS:-1}"
-PFS_READ_REPS="${BENCH_PFS_READ_REPS:-$REPS}"
-ROUNDS="${BENCH_CHANGE_COMMITS:-10}"
-IMAGE_SIZE="${BENCH_IMAGE_SIZE:-40G}"
-SEED="${BENCH_SEED:-1}"
-GIT_TIMEOUT="${BENCH_GIT_TIMEOUT:-900}"
-GIT_COMPRESSION="${BENCH_GIT_COMPRESSION:-}"
-
-die() { echo "bench: $*" >&2; exit 1; }
-
-[[ $EUID -eq 0 ]] || die "must run as root (loop device, mount, drop_caches)"
-[[ -x "$PACHCTL" ]] || die "pachctl not found or not executable: $PACHCTL (build it, or pass its path)"
+need_root "loop device, mount, drop_caches"
+find_pachctl
 (( SMALL_FILES >= 100 && SMALL_PER_DIR >= 1 && SMALL_FILES % SMALL_PER_DIR == 0 )) ||
   die "BENCH_SMALL_FILES must be >= 100 and a multiple of BENCH_SMALL_PER_DIR"
 (( BIG_MB >= 10 && BIG_FILES >= 1 && ROUNDS >= 1 && REPS >= 1 )) || die "bad size knobs"
 (( ROUNDS * SMALL_FILES / 100 <= SMALL_FILES )) || die "BENCH_CHANGE_COMMITS must be <= 100"
-if ! command -v restic >/dev/null; then
-  # As scripts/deps.sh: install, and refresh the package lists only if needed.
-  echo "bench: installing restic" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq restic >/dev/null 2>&1 ||
-    { apt-get update -qq && apt-get install -y -qq restic >/dev/null; } ||
-    die "could not install restic (apt-get install restic)"
-fi
-for t in git restic mkfs.ext4 losetup mount umount awk perl jq xargs split diff timeout column; do
-  command -v "$t" >/dev/null || die "$t is missing"
-done
+install_missing restic
+need_tools git restic mkfs.ext4 losetup mount umount awk perl jq xargs split diff timeout column
 
 # Free space for the image: it is sparse and grows to the most ever written
 # (the data set plus its copies in pfs, git, restic, cp and one restore).
-base="${BENCH_DIR:-/var/tmp}"
-mkdir -p "$base"
 small_mib=$(( SMALL_FILES * 4 / 1024 ))
 big_mib=$(( small_only ? 0 : BIG_FILES * BIG_MB ))
-need_mib=$(( (small_mib * 8 > big_mib * 8 ? small_mib * 8 : big_mib * 8) + 2048 ))
-avail_mib=$(df -Pm "$base" | awk 'NR==2{print $4}')
-(( avail_mib >= need_mib )) || die "$base has $avail_mib MiB free; the run needs about $need_mib MiB"
+need_free "$bench_base" $(( (small_mib * 8 > big_mib * 8 ? small_mib * 8 : big_mib * 8) + 2048 ))
 
 # ---------------------------------------------------------------- scratch fs --
 
-img="" loopdev="" mnt="" mounted=0
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  cd /
-  if [[ $mounted -eq 1 ]]; then
-    local i
-    for i in 1 2 3 4 5; do
-      umount "$mnt" 2>/dev/null && { mounted=0; break; }
-      sleep 1
-    done
-    if [[ $mounted -eq 1 ]]; then
-      echo "bench: $mnt is busy; detaching it lazily" >&2
-      umount -l "$mnt" || true
-    fi
-  fi
-  [[ -n "$loopdev" ]] && { losetup -d "$loopdev" || echo "bench: could not detach $loopdev" >&2; }
-  [[ -n "$img" ]] && rm -f "$img"
-  [[ -n "$mnt" ]] && rmdir "$mnt" 2>/dev/null || true
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-img="$(mktemp "$base/pfs-bench-portable.XXXXXX.img")"
-truncate -s "$IMAGE_SIZE" "$img"
-# Direct I/O on the backing file: no second page cache under the loop device,
-# so a dropped cache means reads really go to the disk.
-loopdev="$(losetup --find --show --direct-io=on "$img" 2>/dev/null || losetup --find --show "$img")"
-# Inode tables and journal initialised now, not lazily by a kernel thread
-# that would write in the background during the measurements; no blocks
-# reserved for root (the tools run as root anyway).
-mkfs.ext4 -q -F -m 0 -E lazy_itable_init=0,lazy_journal_init=0 "$loopdev" >/dev/null
-mnt="$(mktemp -d /tmp/pfs-bench-portable.XXXXXX)"
-mount "$loopdev" "$mnt"
-mounted=1
+# ext4 because that is where users get the portable backend.
+scratch_fs portable ext4 "$IMAGE_SIZE"
+img=$fs_img loopdev=$fs_dev mnt=$fs_mnt
 W="$mnt"
-
-# Run a private copy of pachctl and of its non-system libraries (libpfs):
-# the run takes half an hour, and a rebuild in the work tree meanwhile would
-# otherwise mix two versions in one set of figures. LD_LIBRARY_PATH wins over
-# the binary's RUNPATH; it holds only those copies, so other tools are
-# unaffected.
-pachctl_orig="$PACHCTL"
-mkdir -p "$W/bin/lib"
-cp "$PACHCTL" "$W/bin/pachctl"
-while read -r lib; do
-  case "$lib" in /lib/*|/lib64/*|/usr/*) ;; *) cp -L "$lib" "$W/bin/lib/" ;; esac
-done < <(ldd "$PACHCTL" | awk '$2 == "=>" && $3 ~ /^\// {print $3}')
-export LD_LIBRARY_PATH="$W/bin/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-PACHCTL="$W/bin/pachctl"
-"$PACHCTL" --version >/dev/null || die "the copy of pachctl does not run"
+timed_stderr="$W/.stderr"   # a timed command's stderr
+private_pachctl "$W/bin"
 
 export RESTIC_PASSWORD="pfs-bench"
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
@@ -213,10 +142,7 @@ export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
 
 # ------------------------------------------------------------------- helpers --
 
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-calc() { awk "BEGIN{printf \"%.${2:-3}f\", ($1)}"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{ if (NR%2) print v[(NR+1)/2]; else printf "%.6f\n", (v[NR/2]+v[NR/2+1])/2 }'; }
-log() { echo "[$(date +%T)] (load $(cut -d' ' -f1 /proc/loadavg)) $*"; }
+log_load=1
 fmt_t() { [[ -z "$1" ]] && { echo "-"; return; }; [[ "$1" == \>* ]] && { echo "$1 s"; return; }; calc "$1" "$( (( $(calc "$1 < 10" 0) )) && echo 3 || echo 1)" | sed 's/$/ s/'; }
 mib() { calc "$1/1048576" 1; }
 
@@ -226,25 +152,19 @@ declare -A SZ     # KEY -> bytes (apparent)
 declare -A SZA    # KEY -> bytes (allocated)
 med() { local v=${T[$1]:-}; if [[ -n "${TO[$1]:-}" ]]; then echo ">${TO[$1]}"; elif [[ -n "$v" ]]; then median $v; fi; }
 
-# run_timed KEY CMD...: drops the page cache, runs CMD (stdout discarded,
-# stderr kept for the error message), syncs the scratch file system, and
-# appends the wall time to T[KEY]. Exit status 124 (timeout) is recorded in
-# TO[KEY]; any other failure stops the benchmark.
+# run_timed KEY CMD...: times CMD cold, + a sync of the scratch file system
+# (stdout discarded), and appends the wall time (3 decimals) to T[KEY]. Exit
+# status 124 (timeout) is recorded in TO[KEY]; any other failure stops the
+# benchmark.
 run_timed() {
-  local key=$1; shift
-  local t0 t1 rc=0
-  drop_caches
-  t0=$EPOCHREALTIME
-  "$@" >/dev/null 2>"$W/.stderr" || rc=$?
-  [[ $rc -eq 0 ]] && { sync -f "$W" || rc=$?; }
-  t1=$EPOCHREALTIME
-  last_t=$(calc "$t1-$t0" 3)
+  local key=$1 rc=0; shift
+  timed last_t --cold --sync "$W" --allow 124 "$@" || rc=$?
   if [[ $rc -eq 124 ]]; then
     TO[$key]=$GIT_TIMEOUT
     echo "    $key: timed out after ${GIT_TIMEOUT} s"
     return 0
   fi
-  [[ $rc -eq 0 ]] || { cat "$W/.stderr" >&2; die "$key: failed (exit $rc): $*"; }
+  last_t=$(calc "$last_t" 3)
   T[$key]+="$last_t "
   printf '    %-22s %s\n' "$key" "$(fmt_t "$last_t")"
 }
@@ -253,8 +173,6 @@ size_of() {   # size_of KEY DIR: apparent and allocated bytes
   SZ[$1]=$(du -sb "$2" | cut -f1)
   SZA[$1]=$(du -s -B1 "$2" | cut -f1)
 }
-
-pfs() { "$PACHCTL" --store "$1" "${@:2}"; }
 
 # ---- the tools: one function per tool and step; $ds is the data set (A/B),
 # $src its directory. Each runs as one && chain (errexit does not apply
@@ -321,14 +239,10 @@ restored_root() {
 # ---- data sets and changes
 
 make_small() {   # 100 directories of 1000 files of 4 KiB (by default)
-  local n=$(( SMALL_FILES / SMALL_PER_DIR )) i d w=3
+  local n=$(( SMALL_FILES / SMALL_PER_DIR )) i w=3
   (( SMALL_PER_DIR > 1000 )) && w=${#SMALL_PER_DIR}
   mkdir -p "$src"
-  for ((i = 0; i < n; i++)); do
-    d=$(printf '%s/d%03d' "$src" "$i")
-    mkdir "$d"
-    head -c $(( SMALL_PER_DIR * 4096 )) /dev/urandom | (cd "$d" && split -b 4096 -d -a "$w" - f)
-  done
+  for ((i = 0; i < n; i++)); do random_files "$(printf '%s/d%03d' "$src" "$i")" "$SMALL_PER_DIR" "$w"; done
   # A fixed random permutation of all files; round k changes its k-th 1%.
   (cd "$src" && find . -type f -printf '%P\n' | sort) |
     perl -e 'srand($ARGV[0]); my @l = <STDIN>;
@@ -372,22 +286,13 @@ change_data() {
   fi
 }
 
-# rotated I TOOL...: the tools, starting at the I-th (mod their number), so
-# that no tool always inherits the previous one's leftover work.
-rotated() { local i=$1; shift; local a=("$@") n=$# k; for ((k = 0; k < n; k++)); do echo "${a[(i + k) % n]}"; done; }
-
 # ------------------------------------------------------------------ the run --
 
 run_start=$EPOCHREALTIME
 echo "pfs portable backend benchmark"
 echo "  pachctl: $pachctl_orig ($("$PACHCTL" --version 2>/dev/null | head -1)), run from a copy in $W/bin"
-# When it was built (pachctl or libpfs, the newer), and whether sources changed since.
-built=$(stat -c %Y "$pachctl_orig" $(ldd "$pachctl_orig" | awk '$2 == "=>" && $3 ~ /^\// && $3 !~ /^\/(lib|lib64|usr)\// {print $3}') | sort -n | tail -1)
-echo "  built: $(date -d "@$built" '+%F %T'); repo HEAD: $(git -C "$repo_root" log -1 --format='%h %ci' 2>/dev/null || echo '?')"
-if [[ -n "$(find "$repo_root/libpfs" "$repo_root/pachctl" \( -name '*.cc' -o -name '*.h' \) -newermt "@$built" 2>/dev/null | head -1)" ]]; then
-  echo "  WARNING: sources are newer than this build (run: ninja -C build)"
-fi
-echo "  machine: $(nproc) CPUs, $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+build_info " (run: ninja -C build)"
+echo "  machine: $(machine_desc), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "  scratch: $img ($IMAGE_SIZE sparse) on $loopdev, ext4 mounted at $mnt"
 echo "  tools: $(git --version), $(restic version | cut -d' ' -f1-2), $(cp --version | head -1)"
 echo "  data: A = $SMALL_FILES files of 4 KiB in $(( SMALL_FILES / SMALL_PER_DIR )) directories;" \
@@ -399,6 +304,7 @@ echo "    pfs: put-file -r of a directory holding only those files (hard links),
 echo "  1% change, B: in each file, ten regions of $(( BIG_MB )) KiB (file size / 1024) at random 4 KiB-aligned offsets, one per tenth of the file, overwritten with random bytes;"
 echo "    pfs: put-file --offset of each changed region, then commit; git: add -A + commit; restic: backup again; cp: copies the changed files"
 echo "  git: default settings$([[ -n $GIT_COMPRESSION ]] && echo ", core.compression $GIT_COMPRESSION"), gc.auto 0; time limit on B: $GIT_TIMEOUT s per command"
+quick_note
 echo
 
 big_names=()
@@ -512,7 +418,7 @@ for ds in "${datasets[@]}"; do
   fi
   t0=$EPOCHREALTIME
   gc_out=$(pfs "$(store)" gc)
-  echo "    (info) pachctl gc: $gc_out, in $(calc "$EPOCHREALTIME-$t0" 2) s; store now $(mib "$(du -sb "$(store)" | cut -f1)") MiB"
+  echo "    (info) pachctl gc: $gc_out, in $(since "$t0" 2) s; store now $(mib "$(du -sb "$(store)" | cut -f1)") MiB"
 
   # Free the space for the next data set.
   rm -rf "$src" "$(store)" "$(gitdir)" "$(resticrepo)" "$W/restic-cache" "$(cpcopy)" "$W/chg"
@@ -521,22 +427,7 @@ done
 
 # ------------------------------------------------------------------ summary --
 
-summary=()
-failed=0
-verdict() {   # verdict NAME FIGURES RATIO GOAL OK(1/0)
-  local v=PASS
-  [[ $5 -eq 1 ]] || { v=FAIL; failed=1; }
-  summary+=("$1|$2|$3|$4|$v")
-}
-# ratio A B: A/B with 2 decimals, or "-" when either is missing or timed out
-# (">x": a lower bound, kept as such).
-ratio() {
-  local a=$1 b=$2
-  [[ -z "$a" || -z "$b" || "$b" == \>* ]] && { echo "-"; return; }
-  if [[ "$a" == \>* ]]; then echo ">$(calc "${a#>}/$b" 2)"; else calc "$a/$b" 2; fi
-}
-
-total=$(calc "$EPOCHREALTIME-$run_start" 0)
+total=$(since "$run_start" 0)
 echo "Summary (times: wall seconds incl. sync, cold cache; speed-up = other tool's time / pfs's time, > 1: pfs faster)"
 {
   echo "DATA|STEP|pfs|git|restic|cp|git/pfs|restic/pfs|cp/pfs"
@@ -578,35 +469,24 @@ echo "Storage (du -sb, MiB; size ratio = other / pfs, > 1: pfs smaller)"
 } | column -t -s '|'
 
 # ---- targets
-# ok RATIO TEST: 1 when the ratio passes the test, 0 when not or unknown ("-").
-ok() { if [[ "$1" == "-" ]]; then echo 0; else calc "${1#>} $2" 0; fi; }
 p=$(med A.pfs.first); g=$(med A.git.first); c=$(med A.cp.first)
 r=$(ratio "$g" "$p")
-verdict "(a) A first commit: pfs vs git" "$(fmt_t "$p") vs $(fmt_t "$g")" "git/pfs $r" ">= 1.5" "$(ok "$r" ">= 1.5")"
+verdict "(a) A first commit: pfs vs git" "$(fmt_t "$p") vs $(fmt_t "$g")" "git/pfs $r" ">= 1.5" "$(meets "$r" ">= 1.5")"
 r=$(ratio "$p" "$c")
-verdict "(b) A first commit: pfs vs cp -r" "$(fmt_t "$p") vs $(fmt_t "$c")" "pfs/cp $r" "<= 1.5" "$(ok "$r" "<= 1.5")"
+verdict "(b) A first commit: pfs vs cp -r" "$(fmt_t "$p") vs $(fmt_t "$c")" "pfs/cp $r" "<= 1.5" "$(meets "$r" "<= 1.5")"
 for ds in "${datasets[@]}"; do
   p1=$(med "$ds.pfs.first"); pc=$(med "$ds.pfs.change")
   r=$(ratio "$p1" "$pc")
-  verdict "(c) $ds 1%-change commit vs first (pfs)" "$(fmt_t "$pc") vs $(fmt_t "$p1")" "first/change $r" ">= 10" "$(ok "$r" ">= 10")"
+  verdict "(c) $ds 1%-change commit vs first (pfs)" "$(fmt_t "$pc") vs $(fmt_t "$p1")" "first/change $r" ">= 10" "$(meets "$r" ">= 10")"
 done
 for ds in "${datasets[@]}"; do
   r=$(ratio "${SZ[$ds.pfs.N]}" "${SZ[$ds.pfs.1]}")
   verdict "(d) $ds storage $(( ROUNDS + 1 )) vs 1 commit (pfs)" \
-    "$(mib "${SZ[$ds.pfs.N]}") vs $(mib "${SZ[$ds.pfs.1]}") MiB" "N/1 $r" "<= 1.2" "$(ok "$r" "<= 1.2")"
+    "$(mib "${SZ[$ds.pfs.N]}") vs $(mib "${SZ[$ds.pfs.1]}") MiB" "N/1 $r" "<= 1.2" "$(meets "$r" "<= 1.2")"
 done
 echo
 echo "Targets"
-{
-  echo "TARGET|FIGURES (pfs vs reference)|RATIO|GOAL|RESULT"
-  printf '%s\n' "${summary[@]}"
-} | column -t -s '|'
+print_targets "TARGET|FIGURES (pfs vs reference)|RATIO|GOAL|RESULT"
 echo
-echo "Run time: $total s ($(calc "$total/60" 1) min); load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-if [[ $failed -eq 1 ]]; then
-  echo "RESULT: FAIL (at least one target missed)"
-  [[ $strict -eq 1 ]] && exit 1
-else
-  echo "RESULT: PASS (all targets met)"
-fi
-exit 0
+run_time_line "$total"
+bench_result

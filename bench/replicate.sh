@@ -60,149 +60,49 @@
 # BENCH_FILES, BENCH_MIB, BENCH_DIRS, BENCH_REPS, BENCH_PUSH_REPS,
 # BENCH_INFO_REPS, BENCH_SEED (1).
 # A smoke run: BENCH_FILES=500 BENCH_MIB=50 BENCH_IMAGE_SIZE=2G bench/replicate.sh
+# BENCH_QUICK=1: that smoke run's sizes, with 2 clone and 2 push rounds (the
+# figures are meaningless); a knob set explicitly still wins.
+# The harness (scratch file systems, timing, medians, verdicts) is bench/lib.sh.
 
 set -euo pipefail
-export LC_ALL=C
-export PATH="$PATH:/usr/sbin:/sbin"   # mkfs.btrfs, losetup live there
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-strict=0
-pachctl_arg=""
-for a in "$@"; do
-  case "$a" in
-    --strict) strict=1 ;;
-    -h|--help) sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
-    -*) echo "bench: unknown option $a" >&2; exit 2 ;;
-    *) pachctl_arg="$a" ;;
-  esac
-done
+parse_args "$@"
+knob NFILES BENCH_FILES 10000 500
+knob DATA_MIB BENCH_MIB 1024 50
+knob NDIRS BENCH_DIRS 10
+knob REPS BENCH_REPS 3 2
+knob PUSH_REPS BENCH_PUSH_REPS 3 2
+knob INFO_REPS BENCH_INFO_REPS 1
+knob IMAGE_SIZE BENCH_IMAGE_SIZE 8G 2G
+knob SEED BENCH_SEED 1
 
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PACHCTL="${pachctl_arg:-${PACHCTL:-$repo_root/build/pachctl/pachctl}}"
-case "$PACHCTL" in /*) ;; *) PACHCTL="$(pwd)/$PACHCTL" ;; esac
-NFILES="${BENCH_FILES:-10000}"
-DATA_MIB="${BENCH_MIB:-1024}"
-NDIRS="${BENCH_DIRS:-10}"
-REPS="${BENCH_REPS:-3}"
-PUSH_REPS="${BENCH_PUSH_REPS:-3}"
-INFO_REPS="${BENCH_INFO_REPS:-1}"
-IMAGE_SIZE="${BENCH_IMAGE_SIZE:-8G}"
-SEED="${BENCH_SEED:-1}"
-
-die() { echo "bench: $*" >&2; exit 1; }
-
-[[ $EUID -eq 0 ]] || die "must run as root (loop devices, mount, drop_caches)"
-[[ -x "$PACHCTL" ]] || die "pachctl not found or not executable: $PACHCTL (build it, or pass its path)"
+need_root "loop devices, mount, drop_caches"
+find_pachctl
 (( NFILES >= NDIRS && NDIRS >= 1 && DATA_MIB * 1048576 >= NFILES * 8192 && REPS >= 1 && PUSH_REPS >= 1 )) ||
   die "bad size knobs (need BENCH_FILES >= BENCH_DIRS, and at least 8 KiB per file on average)"
-for t in btrfs mkfs.btrfs mkfs.ext4 losetup mount umount awk perl jq split diff cmp column truncate; do
-  command -v "$t" >/dev/null || die "$t is missing"
-done
-base="${BENCH_DIR:-/var/tmp}"
-mkdir -p "$base"
-need_mib=$(( DATA_MIB * 6 + 3072 ))
-avail_mib=$(df -Pm "$base" | awk 'NR==2{print $4}')
-(( avail_mib >= need_mib )) || die "$base has $avail_mib MiB free; the run needs about $need_mib MiB"
-shm_mib=$(df -Pm /dev/shm | awk 'NR==2{print $4}')
-(( shm_mib >= DATA_MIB * 2 + 256 )) || die "/dev/shm has $shm_mib MiB free; the run needs $(( DATA_MIB * 2 + 256 )) MiB"
+need_tools btrfs mkfs.btrfs mkfs.ext4 losetup mount umount awk perl jq split diff cmp column truncate
+need_free "$bench_base" $(( DATA_MIB * 6 + 3072 ))
+need_free /dev/shm $(( DATA_MIB * 2 + 256 ))
 
 # --------------------------------------------------------- scratch file systems --
 
-imgs=() loops=() mnts=() mounted=() shm=""
-cleanup() {
-  local rc=$? k i
-  trap - EXIT INT TERM
-  cd /
-  for ((k = ${#mnts[@]} - 1; k >= 0; k--)); do
-    if [[ ${mounted[k]:-0} -eq 1 ]]; then
-      for i in 1 2 3 4 5; do
-        umount "${mnts[k]}" 2>/dev/null && { mounted[k]=0; break; }
-        sleep 1
-      done
-      if [[ ${mounted[k]} -eq 1 ]]; then
-        echo "bench: ${mnts[k]} is busy; detaching it lazily" >&2
-        umount -l "${mnts[k]}" || true
-      fi
-    fi
-    rmdir "${mnts[k]}" 2>/dev/null || true
-  done
-  for ((k = ${#loops[@]} - 1; k >= 0; k--)); do
-    losetup -d "${loops[k]}" || echo "bench: could not detach ${loops[k]}" >&2
-  done
-  for ((k = ${#imgs[@]} - 1; k >= 0; k--)); do rm -f "${imgs[k]}"; done
-  [[ -n "$shm" ]] && rm -rf "$shm"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# scratch_fs NAME FSTYPE: makes, attaches and mounts an image; sets $fs_mnt.
-scratch_fs() {
-  local name=$1 type=$2 img dev m
-  img="$(mktemp "$base/pfs-bench-repl-$name.XXXXXX.img")"
-  imgs+=("$img")
-  truncate -s "$IMAGE_SIZE" "$img"
-  dev="$(losetup --find --show --direct-io=on "$img" 2>/dev/null || losetup --find --show "$img")"
-  loops+=("$dev")
-  if [[ $type == btrfs ]]; then
-    mkfs.btrfs -q -f "$dev" >/dev/null
-  else
-    # Inode tables and journal made now, not lazily by a kernel thread that
-    # would write in the background during the measurements.
-    mkfs.ext4 -q -F -m 0 -E lazy_itable_init=0,lazy_journal_init=0 "$dev" >/dev/null
-  fi
-  m="$(mktemp -d "/tmp/pfs-bench-repl-$name.XXXXXX")"
-  mnts+=("$m")
-  mount "$dev" "$m"
-  mounted+=(1)
-  fs_mnt=$m
-  echo "  scratch $name: $img ($IMAGE_SIZE sparse) on $dev, $type mounted at $m"
+# scratch NAME FSTYPE: a scratch file system (see scratch_fs) and its header line.
+scratch() {
+  scratch_fs "repl-$1" "$2" "$IMAGE_SIZE"
+  echo "  scratch $1: $fs_img ($IMAGE_SIZE sparse) on $fs_dev, $2 mounted at $fs_mnt"
 }
 
-shm="$(mktemp -d /dev/shm/pfs-bench-repl.XXXXXX)"
-
-# A private copy of pachctl and of its non-system libraries (libpfs), on
-# tmpfs: the run takes minutes, and a rebuild in the work tree meanwhile
-# would otherwise mix two versions in one set of figures. LD_LIBRARY_PATH
-# holds only those copies, so other tools are unaffected.
-pachctl_orig="$PACHCTL"
-mkdir -p "$shm/bin/lib"
-cp "$PACHCTL" "$shm/bin/pachctl"
-while read -r lib; do
-  case "$lib" in /lib/*|/lib64/*|/usr/*) ;; *) cp -L "$lib" "$shm/bin/lib/" ;; esac
-done < <(ldd "$PACHCTL" | awk '$2 == "=>" && $3 ~ /^\// {print $3}')
-export LD_LIBRARY_PATH="$shm/bin/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-PACHCTL="$shm/bin/pachctl"
-"$PACHCTL" --version >/dev/null || die "the copy of pachctl does not run"
+shm_dir repl
+timed_stdout="$shm/out"   # the steps' JSON output, read after timing
+private_pachctl "$shm/bin"   # on tmpfs: not dropped with the page cache
 
 # ------------------------------------------------------------------- helpers --
 
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-calc() { awk "BEGIN{printf \"%.${2:-3}f\", ($1)}"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{ if (NR%2) print v[(NR+1)/2]; else printf "%.6f\n", (v[NR/2]+v[NR/2+1])/2 }'; }
-log() { echo "[$(date +%T)] (load $(cut -d' ' -f1 /proc/loadavg)) $*"; }
-ms() { calc "$1*1000" 1; }
-list_s() { local out="" x; for x in "$@"; do out+="$(calc "$x" 3) "; done; echo "${out% }"; }
-list_ms() { local out="" x; for x in "$@"; do out+="$(ms "$x") "; done; echo "${out% }"; }
+log_load=1
 tp() { calc "$DATA_MIB/$1" 0; }   # throughput, MiB/s, of the data set moved in $1 s
-
-pfs() { "$PACHCTL" --store "$1" "${@:2}"; }
 head_of() { pfs "$1" --json inspect-commit master | jq -r .id; }
-
-# timed VAR [--warm] CMD...: drops the page cache (unless --warm), runs CMD
-# (stdout to $shm/out, stderr to $shm/err), stores its wall seconds in VAR.
-# A failure stops the benchmark.
-timed() {
-  local __var=$1; shift
-  local warm=0 t0 t1 rc=0
-  [[ $1 == --warm ]] && { warm=1; shift; }
-  ((warm)) || drop_caches
-  t0=$EPOCHREALTIME
-  "$@" >"$shm/out" 2>"$shm/err" || rc=$?
-  t1=$EPOCHREALTIME
-  [[ $rc -eq 0 ]] || { cat "$shm/err" >&2; die "failed (exit $rc): $*"; }
-  printf -v "$__var" '%s' "$(calc "$t1-$t0" 6)"
-}
 
 # rm_btrfs PATH: removes a tree holding subvolumes (a btrfs store, or what
 # btrfs receive made), deepest subvolume first, then waits for the btrfs
@@ -222,34 +122,23 @@ clone_btrfs() {
   btrfs send -q "$S/store/btrfs/commits/$C0" | btrfs receive "$1" && sync -f "$1"
 }
 
-summary=()
-failed=0
-# verdict NAME FIGURES RATIO GOAL OK(1/0)
-verdict() {
-  local v=PASS
-  [[ $5 -eq 1 ]] || { v=FAIL; failed=1; }
-  summary+=("$1|$2|$3|$4|$v")
-  echo "  => $v ($1: $3, goal $4)"
-}
+verdict_line='  => %s (%s: %s, goal %s)\n'
 
 # ------------------------------------------------------------------ the run --
 
 run_start=$EPOCHREALTIME
 echo "pfs replication benchmark"
-built=$(stat -c %Y "$pachctl_orig" $(ldd "$pachctl_orig" | awk '$2 == "=>" && $3 ~ /^\// && $3 !~ /^\/(lib|lib64|usr)\// {print $3}') | sort -n | tail -1)
 echo "  pachctl: $pachctl_orig ($("$PACHCTL" --version 2>/dev/null | head -1)), run from a copy in $shm/bin"
-echo "  built: $(date -d "@$built" '+%F %T'); repo HEAD: $(git -C "$repo_root" log -1 --format='%h %ci' 2>/dev/null || echo '?')"
-if [[ -n "$(find "$repo_root/libpfs" "$repo_root/pachctl" \( -name '*.cc' -o -name '*.h' \) -newermt "@$built" 2>/dev/null | head -1)" ]]; then
-  echo "  WARNING: sources are newer than this build"
-fi
-echo "  machine: $(nproc) CPUs, $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+build_info
+echo "  machine: $(machine_desc), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "  reference: $(btrfs --version)"
-scratch_fs src btrfs; S=$fs_mnt
-scratch_fs dst btrfs; D=$fs_mnt
-scratch_fs ext4 ext4; E=$fs_mnt
+scratch src btrfs; S=$fs_mnt
+scratch dst btrfs; D=$fs_mnt
+scratch ext4 ext4; E=$fs_mnt
 echo "  data: $NFILES files, $DATA_MIB MiB of random bytes, in $NDIRS directories"
 echo "  cache: cold (page cache dropped) before every timed step; each ends with sync -f"
 echo "  reps: clone $REPS (median, order alternating), push $PUSH_REPS (median), (c) $INFO_REPS"
+quick_note
 echo
 
 log "generating the data in tmpfs and committing it to the SRC store"
@@ -282,13 +171,13 @@ head -c "$bytes_total" /dev/urandom | perl -e '
   }' "$NFILES" "$NDIRS" "$bytes_total" "$SEED" "$shm/data"
 [[ $(stat -c %s "$shm/data/d00/f00000") -eq 4096 ]] || die "data/d00/f00000 is not 4 KiB"
 nmade=$(find "$shm/data" -type f | wc -l)
-echo "  made $nmade files, $(find "$shm/data" -type f -printf '%s\n' | awk '{s+=$1} END{print s}') bytes, sizes $(find "$shm/data" -type f -printf '%s\n' | sort -n | sed -n '1p;$p' | paste -sd- ) bytes, in $(calc "$EPOCHREALTIME-$t0" 1) s"
+echo "  made $nmade files, $(find "$shm/data" -type f -printf '%s\n' | awk '{s+=$1} END{print s}') bytes, sizes $(find "$shm/data" -type f -printf '%s\n' | sort -n | sed -n '1p;$p' | paste -sd- ) bytes, in $(since "$t0" 1) s"
 pfs "$S/store" init --backend btrfs >/dev/null
 t0=$EPOCHREALTIME
 pfs "$S/store" put-file -r data "$shm/data" >/dev/null
 C0=$(pfs "$S/store" --json commit -m "full data set" | jq -r .id)
 sync -f "$S"
-echo "  SRC commit $C0: $(pfs "$S/store" --json inspect-commit "$C0" | jq -r '"\(.files) files, \(.bytes) bytes"'), ingest $(calc "$EPOCHREALTIME-$t0" 1) s"
+echo "  SRC commit $C0: $(pfs "$S/store" --json inspect-commit "$C0" | jq -r '"\(.files) files, \(.bytes) bytes"'), ingest $(since "$t0" 1) s"
 rm -rf "$shm/data"
 SNAP0="$S/store/btrfs/commits/$C0"
 [[ $(btrfs property get -ts "$SNAP0" ro) == "ro=true" ]] || die "$SNAP0 is not a read-only subvolume"
@@ -299,10 +188,10 @@ echo
 log "(a) full clone SRC -> DST: pachctl clone vs btrfs send | btrfs receive (+ sync), cold, $REPS runs each"
 pt=(); bt=()
 for ((i = 0; i < REPS; i++)); do
-  for tool in $( ((i % 2)) && echo "btrfs pfs" || echo "pfs btrfs"); do
+  for tool in $(rotated "$i" pfs btrfs); do
     if [[ $tool == pfs ]]; then
       out="$D/clone-$i"
-      timed t clone_pfs "$out"; pt+=("$t")
+      timed t --cold clone_pfs "$out"; pt+=("$t")
       sent=$(jq -r '.bytes' "$shm/out" 2>/dev/null || echo "?")
       printf '    pachctl clone:              %8.3f s = %5s MiB/s  (stream %s bytes)\n' "$t" "$(tp "$t")" "$sent"
       if [[ $i -eq 0 ]]; then
@@ -314,7 +203,7 @@ for ((i = 0; i < REPS; i++)); do
     else
       out="$D/recv-$i"
       mkdir "$out"
-      timed t clone_btrfs "$out"; bt+=("$t")
+      timed t --cold clone_btrfs "$out"; bt+=("$t")
       printf '    btrfs send | btrfs receive: %8.3f s = %5s MiB/s\n' "$t" "$(tp "$t")"
       if [[ $i -eq 0 ]]; then
         diff -r -q "$SNAP0" "$out/$C0" >/dev/null || die "btrfs receive's tree differs from the source's"
@@ -327,9 +216,9 @@ p_med=$(median "${pt[@]}"); b_med=$(median "${bt[@]}")
 CLONE_MED=$p_med
 echo "  pachctl clone + sync:                median $(calc "$p_med" 3) s = $(tp "$p_med") MiB/s   (runs s: $(list_s "${pt[@]}"))"
 echo "  btrfs send | btrfs receive + sync:   median $(calc "$b_med" 3) s = $(tp "$b_med") MiB/s   (runs s: $(list_s "${bt[@]}"))"
-r=$(calc "$b_med/$p_med" 2)
+r=$(ratio "$b_med" "$p_med")
 verdict "(a) full clone, $DATA_MIB MiB in $NFILES files" "$(tp "$p_med") vs $(tp "$b_med") MiB/s" \
-  "pfs/btrfs $r" ">= 0.8" "$(calc "$r >= 0.8" 0)"
+  "pfs/btrfs $r" ">= 0.8" "$(meets "$r" ">= 0.8")"
 
 # --------------------------------------- (c) portable store on ext4 (info) --
 
@@ -338,12 +227,12 @@ log "(c) information: clone btrfs -> portable (ext4) and portable -> btrfs (+ sy
 tpo=(); tbo=()
 for ((i = 0; i < INFO_REPS; i++)); do
   rm -rf "$E/portable"
-  timed t bash -c '"$1" --store "$2" --json clone --backend portable "$2" "$3" && sync -f "$3"' _ "$PACHCTL" "$S/store" "$E/portable"
+  timed t --cold bash -c '"$1" --store "$2" --json clone --backend portable "$2" "$3" && sync -f "$3"' _ "$PACHCTL" "$S/store" "$E/portable"
   tpo+=("$t")
   printf '    btrfs -> portable: %8.3f s = %5s MiB/s  (stream %s bytes)\n' "$t" "$(tp "$t")" "$(jq -r .bytes "$shm/out")"
   [[ $(head_of "$E/portable") == "$C0" ]] || die "the portable clone's master is not $C0"
   rm_btrfs "$D/from-portable"
-  timed t bash -c '"$1" --store "$2" --json clone --backend btrfs "$2" "$3" && sync -f "$3"' _ "$PACHCTL" "$E/portable" "$D/from-portable"
+  timed t --cold bash -c '"$1" --store "$2" --json clone --backend btrfs "$2" "$3" && sync -f "$3"' _ "$PACHCTL" "$E/portable" "$D/from-portable"
   tbo+=("$t")
   printf '    portable -> btrfs: %8.3f s = %5s MiB/s  (stream %s bytes)\n' "$t" "$(tp "$t")" "$(jq -r .bytes "$shm/out")"
   if [[ $i -eq 0 ]]; then
@@ -391,14 +280,14 @@ qt=(); qb=(); qs=(); qbs=(); wt=(); wb=(); it=(); iw=()
 for ((i = 0; i < PUSH_REPS; i++)); do
   for mode in cold warm; do
     change_commit
-    w=""; [[ $mode == warm ]] && w=--warm
+    c=--cold; [[ $mode == warm ]] && c=""
     k=$i; [[ $mode == warm ]] && k=$((i + 1))
-    for tool in $( ((k % 2)) && echo "btrfs pfs" || echo "pfs btrfs"); do
+    for tool in $(rotated "$k" pfs btrfs); do
       if [[ $tool == pfs ]]; then
-        timed tp_ $w push_pfs; n=$(jq -r .bytes "$shm/out")
+        timed tp_ $c push_pfs; n=$(jq -r .bytes "$shm/out")
         check_push
       else
-        timed tb_ $w inc_btrfs
+        timed tb_ $c inc_btrfs
         cmp -s "$D/binc/$cur/data/d00/f00000" "$shm/f4k" || die "btrfs receive has other bytes in the changed file"
       fi
     done
@@ -425,9 +314,9 @@ echo "  bytes sent: median $qb_med (pachctl send -p: $qs_med; btrfs send -p: $qb
 echo "  time limit: full clone $(calc "$CLONE_MED" 3) s / 50 = $(ms "$limit_t") ms"
 verdict "(b) push of a 4 KiB change: bytes sent" "$qb_med B (btrfs send -p: $qbs_med B)" \
   "$qb_med B" "<= 16 KiB + $OVH B" "$(( qb_med <= limit_b ? 1 : 0 ))"
-r=$(calc "$CLONE_MED/$q_med" 1)
+r=$(ratio "$CLONE_MED" "$q_med" 1)
 verdict "(b) push of a 4 KiB change: time (cold)" "$(ms "$q_med") ms vs clone $(calc "$CLONE_MED" 2) s" \
-  "clone/push $r" ">= 50" "$(calc "$r >= 50" 0)"
+  "clone/push $r" ">= 50" "$(meets "$r" ">= 50")"
 
 # Where a push waits: the system calls that wait for the disk (fsync,
 # syncfs, and the btrfs ioctls, which commit a transaction), summed by strace
@@ -468,7 +357,7 @@ PERL
     fi
     t0=$EPOCHREALTIME
     strace --seccomp-bpf -f -T -e trace=fsync,fdatasync,syncfs,sync,ioctl -o "$shm/strace.out" "${cmd[@]}" >/dev/null
-    el=$(calc "$EPOCHREALTIME-$t0" 6)
+    el=$(since "$t0" 6)
     [[ $tool == pfs ]] && what="pachctl push + sync" || what="btrfs send -p | btrfs receive + sync"
     echo "    $what, warm, under strace: $(ms "$el") ms in all; waiting in:"
     perl "$shm/stsum.pl" "$shm/strace.out"
@@ -483,7 +372,7 @@ log "phases (information, each cold; receive + sync -f)"
 declare -A PH
 phase() {   # phase NAME CMD...
   local t
-  timed t "${@:2}"
+  timed t --cold "${@:2}"
   PH[$1]=$t
   printf '    %-52s %9.3f s  %s\n' "$1" "$t" "$( [[ $1 == *full* ]] && echo "= $(tp "$t") MiB/s" )"
 }
@@ -513,30 +402,21 @@ phase "btrfs send -p (4 KiB change) > /dev/null" bash -c 'btrfs send -q -p "$1" 
 
 # ------------------------------------------------------------------ summary --
 
-total=$(calc "$EPOCHREALTIME-$run_start" 0)
+total=$(since "$run_start" 0)
 echo
 echo "Figures (cold cache, + sync; medians)"
 {
   echo "STEP|pfs|btrfs send/receive|ratio"
-  echo "(a) full clone, $DATA_MIB MiB, $NFILES files|$(calc "$p_med" 2) s = $(tp "$p_med") MiB/s|$(calc "$b_med" 2) s = $(tp "$b_med") MiB/s|pfs/btrfs $(calc "$b_med/$p_med" 2)"
+  echo "(a) full clone, $DATA_MIB MiB, $NFILES files|$(calc "$p_med" 2) s = $(tp "$p_med") MiB/s|$(calc "$b_med" 2) s = $(tp "$b_med") MiB/s|pfs/btrfs $(ratio "$b_med" "$p_med")"
   echo "(b) stream fixed overhead (no change)|$OVH B (push: $OVH_PUSH B)|$BOVH B|"
   echo "(b) push of a 4 KiB change, bytes|$qb_med B|$qbs_med B (send -p)|"
-  echo "(b) push of a 4 KiB change, time|$(ms "$q_med") ms cold, $(ms "$w_med") ms warm|$(ms "$i_med") ms cold, $(ms "$iw_med") ms warm|clone/push $(calc "$CLONE_MED/$q_med" 1); btrfs: clone/inc $(calc "$b_med/$i_med" 1)"
+  echo "(b) push of a 4 KiB change, time|$(ms "$q_med") ms cold, $(ms "$w_med") ms warm|$(ms "$i_med") ms cold, $(ms "$iw_med") ms warm|clone/push $(ratio "$CLONE_MED" "$q_med" 1); btrfs: clone/inc $(ratio "$b_med" "$i_med" 1)"
   echo "(c) clone btrfs -> portable (ext4)|$(calc "$po_med" 2) s = $(tp "$po_med") MiB/s|-|"
   echo "(c) clone portable -> btrfs|$(calc "$bo_med" 2) s = $(tp "$bo_med") MiB/s|-|"
 } | column -t -s '|'
 echo
 echo "Targets"
-{
-  echo "TARGET|FIGURES|RATIO|GOAL|RESULT"
-  printf '%s\n' "${summary[@]}"
-} | column -t -s '|'
+print_targets "TARGET|FIGURES|RATIO|GOAL|RESULT"
 echo
-echo "Run time: $total s ($(calc "$total/60" 1) min); load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-if [[ $failed -eq 1 ]]; then
-  echo "RESULT: FAIL (at least one target missed)"
-  [[ $strict -eq 1 ]] && exit 1
-else
-  echo "RESULT: PASS (all targets met)"
-fi
-exit 0
+run_time_line "$total"
+bench_result
