@@ -1,5 +1,5 @@
-// http_message.h: one HTTP request and its response, as the routes of
-// http_server.cc see them, and the strict decoding of a request target.
+// http_message.h: one HTTP request and its response, as the routes
+// (routes_*.cc) see them, and the strict decoding of a request target.
 //
 // The engine (http_engine.h) fills a Request from what Boost.Beast's parser
 // read, after checking the framing; the routes fill a Response; the engine
