@@ -1,5 +1,10 @@
-// The store conformance suite: every Client operation through the public API
-// only, on a real store. Each case gets a fresh store under $PFS_TEST_ROOT.
+// store_test.cc: the store conformance suite: every Client operation
+// through the public API only, on a real store. Each case gets a fresh
+// store under $PFS_TEST_ROOT of the backend $PFS_TEST_BACKEND, reached
+// through the client $PFS_TEST_CLIENT: "local" (open_store, the default) or
+// "remote" (a pfs::Server of that store in this process, on 127.0.0.1 and a
+// free port, and pfs::connect to it), so one source checks that both
+// clients keep one contract.
 #include "../test_main.h"
 
 #include <fcntl.h>
@@ -7,8 +12,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <random>
 #include <set>
@@ -27,18 +34,79 @@ std::string unique_dir(const std::string& tag) {
   return test_root() + "/" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
 }
 
+std::string test_client() {
+  const char* c = std::getenv("PFS_TEST_CLIENT");
+  return c && *c ? c : "local";
+}
+bool remote() { return test_client() == "remote"; }
+
+// What a case cannot do through a remote client, said where it is skipped
+// (the output shows the reason; the case still counts as run).
+#define SKIP_REMOTE(why)                               \
+  do {                                                 \
+    if (remote()) {                                    \
+      MESSAGE("skipped with a remote client: " why);   \
+      return;                                          \
+    }                                                  \
+  } while (false)
+
+// A client of the store in `dir`: the store itself, or a remote client of a
+// server of it that lives (and runs on a thread of its own) as long as this.
+class Connection {
+ public:
+  Connection(const std::string& dir, const OpenOptions& opts) {
+    auto opened = open_store(dir, opts);
+    REQUIRE_MESSAGE(opened.ok(), (opened.ok() ? "" : opened.error().message));
+    if (!remote()) {
+      client_ = std::move(*opened);
+      return;
+    }
+    ServerOptions so;
+    so.port = 0;  // any free port: Server::port() says which
+    so.threads = 16;
+    so.io_threads = 2;
+    auto server = Server::create(std::move(*opened), so);
+    REQUIRE_MESSAGE(server.ok(), (server.ok() ? "" : server.error().message));
+    server_ = std::move(*server);
+    thread_ = std::thread([srv = server_.get()] {
+      auto r = srv->run();
+      if (!r) std::fprintf(stderr, "store_test: server: %s\n", r.error().message.c_str());
+    });
+    auto c = connect("http://127.0.0.1:" + std::to_string(server_->port()));
+    REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
+    client_ = std::move(*c);
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection() {
+    client_.reset();
+    if (server_) server_->stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  Client* get() const { return client_.get(); }
+  Client& operator*() const { return *client_; }
+  Client* operator->() const { return client_.get(); }
+
+ private:
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+  std::unique_ptr<Client> client_;  // reset before the server stops
+};
+
+// A new store of the backend under test; returns where it is.
+std::string new_store(const std::string& tag) {
+  std::string path = unique_dir(tag);
+  InitOptions opts;
+  opts.backend = test_backend() == "portable" ? BackendKind::kPortable : BackendKind::kBtrfs;
+  auto info = init_store(path, opts);
+  REQUIRE_MESSAGE(info.ok(), (info.ok() ? "" : info.error().message));
+  return path;
+}
+
 struct Store {
   std::string path;
-  std::unique_ptr<Client> c;
-  explicit Store(const std::string& tag = "store") : path(unique_dir(tag)) {
-    InitOptions opts;
-    opts.backend = test_backend() == "portable" ? BackendKind::kPortable : BackendKind::kBtrfs;
-    auto info = init_store(path, opts);
-    REQUIRE_MESSAGE(info.ok(), (info.ok() ? "" : info.error().message));
-    auto opened = open_store(path);
-    REQUIRE(opened.ok());
-    c = std::move(*opened);
-  }
+  Connection c;
+  explicit Store(const std::string& tag = "store") : path(new_store(tag)), c(path, {}) {}
   Client* operator->() { return c.get(); }
 
   void put(const std::string& path_in_tree, const std::string& data,
@@ -974,9 +1042,8 @@ TEST_CASE("the file cache of a long-running reader serves commits exactly, never
   Store s("cache");
   OpenOptions oo;
   oo.file_cache_bytes = 1 << 20;
-  auto opened = open_store(s.path, oo);
-  REQUIRE(opened.ok());
-  Client& c = **opened;
+  Connection reader(s.path, oo);  // remotely: a server of the caching store
+  Client& c = *reader;
   auto read = [&](const Ref& ref, const std::string& p, std::uint64_t off = 0, std::size_t n = 100) {
     auto f = c.open_file(ref, p);
     REQUIRE_MESSAGE(f.ok(), (f.ok() ? "" : f.error().message));
