@@ -68,6 +68,13 @@ void setup_file_commands(CLI::App& app, Context& ctx);
 void setup_commit_commands(CLI::App& app, Context& ctx);
 void setup_branch_commands(CLI::App& app, Context& ctx);
 void setup_serve_command(CLI::App& app, Context& ctx);
+void setup_wait_commands(CLI::App& app, Context& ctx);
+
+// list-commit --follow: a cursor for "now" (taken before the history is
+// printed, so nothing falls between), then the commits after it as they
+// come, until the process is stopped.
+pfs::Result<std::string> follow_cursor(pfs::Client& c, const std::string& branch);
+int follow_from(pfs::Client& c, const std::string& branch, std::string cursor, Context& ctx);
 
 void setup_replication_commands(CLI::App& app, Context& ctx);
 

@@ -27,6 +27,7 @@ struct CommitOptions {
 struct LogOptions {
   std::string branch = "master";
   bool all = false;
+  bool follow = false;
   std::size_t limit = 0;
 };
 
@@ -37,9 +38,21 @@ int run_log(const LogOptions& o, Context& ctx) {
   opts.branch = o.branch;
   opts.all = o.all;
   if (o.limit) opts.limit = o.limit;
+  std::string cursor;
+  if (o.follow) {
+    auto cur = follow_cursor(*c, o.all ? "" : o.branch);
+    if (!cur) return ctx.fail(cur.error());
+    cursor = *cur;
+  }
   auto r = c->list_commits(opts);
   if (!r) return ctx.fail(r.error());
   if (ctx.globals.json) {
+    if (o.follow) {  // JSON Lines, oldest first: {"branch", "commit"} as wait-commit's events
+      for (auto it = r->rbegin(); it != r->rend(); ++it)
+        fmt::print("{}\n", nlohmann::json(pfs::CommitEvent{o.all ? it->branch : o.branch, *it}).dump());
+      std::fflush(stdout);
+      return follow_from(*c, o.all ? "" : o.branch, cursor, ctx);
+    }
     ctx.print_json(*r);
     return 0;
   }
@@ -52,6 +65,10 @@ int run_log(const LogOptions& o, Context& ctx) {
                     std::to_string(ci.stats.files), human_size(ci.stats.bytes), msg});
   }
   print_table(rows);
+  if (o.follow) {
+    std::fflush(stdout);
+    return follow_from(*c, o.all ? "" : o.branch, cursor, ctx);
+  }
   return 0;
 }
 
@@ -156,7 +173,10 @@ void setup_commit_commands(CLI::App& app, Context& ctx) {
   s->add_option("-n,--limit", log->limit, "At most this many commits")
       ->type_name("N")
       ->check(CLI::Range(1, 1000000000));
-  s->footer(footer({"pachctl list-commit", "pachctl log -b dev -n 5", "pachctl log --all --json"},
+  s->add_flag("-f,--follow", log->follow,
+              "Then print new commits as they are made, until stopped (with --json: one per line)");
+  s->footer(footer({"pachctl list-commit", "pachctl log -b dev -n 5", "pachctl log --all --json",
+                    "pachctl log -f -n 10"},
                    "0 success; 2 invalid branch name or option; 3 branch not found."));
   add_runner(s, [log, &ctx] { return run_log(*log, ctx); });
 

@@ -264,6 +264,7 @@ int main(int argc, char** argv) {
   setup_commit_commands(app, ctx);
   setup_branch_commands(app, ctx);
   setup_serve_command(app, ctx);
+  setup_wait_commands(app, ctx);
   setup_replication_commands(app, ctx);
 
   auto* help = app.add_subcommand("help", "Show the help of pachctl or of one command");

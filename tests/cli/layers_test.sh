@@ -20,7 +20,7 @@ try_include() {
   printf '#include "%s"\n' "$header" > "$tmp/probe.cc"
   # same flags, the probe instead of the source, no dependency file
   cmd=${cmd/ -c ..\/libpfs\/src\/$src/ -c $tmp\/probe.cc}
-  cmd=$(sed -E 's/ -M(D|MD)//; s/ -MQ [^ ]+//; s/ -MF [^ ]+//; s/ -o [^ ]+/ -o \/dev\/null/' <<< "$cmd")
+  cmd=$(sed -E 's/ -M(D|MD)//; s/ -MQ [^ ]+//; s/ -MF [^ ]+//; s/ -o [^ ]+/ -fsyntax-only/' <<< "$cmd")
   (cd "$BUILD_ROOT" && eval "$cmd") > "$tmp/out" 2>&1
 }
 allowed() {

@@ -13,8 +13,8 @@ ROUNDS=${KILL_ROUNDS:-40}
 KILL_MS=${KILL_MS:-$([ "${PFS_SANITIZE:-}" = 1 ] && echo 400 || echo 40)}
 
 sha() { sha256sum | cut -c1-64; }
-declare -A model     # path -> sha of the branch's working content
-declare -A acked     # commit id -> "path=sha ..." at the time it was acknowledged
+declare -A model=()  # path -> sha of the branch's working content
+declare -A acked=()  # commit id -> "path=sha ..." at the time it was acknowledged
 head_id() { pachctl list-branch --json | jq -r '.[] | select(.name == "master") | .head // ""'; }
 # Runs CMD in its own process group, kills the whole group with SIGKILL
 # after a random 0..KILL_MS-1 ms; returns CMD's status (137 when killed).

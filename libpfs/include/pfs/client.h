@@ -184,6 +184,22 @@ class PFS_EXPORT Client {
   virtual Result<MergeResult> merge(std::string_view into, std::string_view from,
                                     const MergeOptions& opts = {}) = 0;
 
+  // ---- commit events -------------------------------------------------------
+  // Waits until `opts.branch` (or, when empty, any branch) gains commits
+  // after `opts.since`, or until opts.timeout_ms pass, and returns the new
+  // commits with a cursor to resume from. Nothing is missed between two
+  // calls that pass the cursor along: a branch's new commits are those on
+  // its first-parent chain from its head back to the head the cursor names
+  // (all of them when a pull or push moves it several at once). A branch
+  // created with a head reports that head; a head moved to a commit whose
+  // history does not hold the old one (a forced reset) reports the new
+  // head alone; a deleted branch reports nothing. Locally the wait is woken
+  // by the kernel (inotify) the moment a head moves, never by polling;
+  // remotely it is one long-poll request (POST /commits/wait) at a time.
+  // Errors: kInvalidArgument (a bad branch name or cursor; a timeout below
+  // 0), kNotFound (none: an absent branch is waited for until it exists).
+  virtual Result<CommitEvents> wait_commits(const WaitOptions& opts) = 0;
+
   // ---- replication (pfs/replicate.h builds clone, push and pull on these) ---
 
   // Writes the tree of `commit` (any form inspect_commit takes) to `out` as

@@ -37,6 +37,8 @@ PFS_EXPORT void to_json(nlohmann::json& j, const GcReport& v);
 PFS_EXPORT void to_json(nlohmann::json& j, const PutDirResult& v);
 PFS_EXPORT void to_json(nlohmann::json& j, const ReceiveResult& v);
 PFS_EXPORT void to_json(nlohmann::json& j, const Error& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const CommitEvent& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const CommitEvents& v);
 PFS_EXPORT void from_json(const nlohmann::json& j, TreeStats& v);
 PFS_EXPORT void from_json(const nlohmann::json& j, MergeResult& v);
 PFS_EXPORT void from_json(const nlohmann::json& j, FsckReport& v);
@@ -45,6 +47,8 @@ PFS_EXPORT void from_json(const nlohmann::json& j, StoreInfo& v);
 PFS_EXPORT void from_json(const nlohmann::json& j, PutDirResult& v);
 PFS_EXPORT void from_json(const nlohmann::json& j, ReceiveResult& v);
 PFS_EXPORT void from_json(const nlohmann::json& j, Error& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, CommitEvent& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, CommitEvents& v);
 
 // "2026-11-24T19:02:28.123456789Z" for nanoseconds since the epoch.
 PFS_EXPORT std::string format_time_utc(std::int64_t ns);

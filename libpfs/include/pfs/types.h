@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -180,6 +181,39 @@ struct ReceiveResult {
   // Entries of the stream a pfs tree cannot hold (symbolic links, devices,
   // FIFOs, sockets): skipped, as put-file -r skips them.
   std::vector<std::string> skipped;
+};
+
+// ---- commit events (Client::wait_commits) -----------------------------------
+
+struct WaitOptions {
+  // The branch to watch; empty: every branch.
+  std::string branch;
+  // Where to resume: the cursor an earlier wait_commits returned. Empty:
+  // from now (only commits made after the call began are reported).
+  std::string since;
+  // How long to wait for a commit, in milliseconds; 0 does not wait (it
+  // reports what is new since `since`, and returns a cursor to resume from).
+  std::int64_t timeout_ms = 25000;
+  // Optional: called about every 100 ms while waiting (on the waiting
+  // thread); true ends the wait early, as a timeout does. A server uses it
+  // to end its waits when it stops.
+  std::function<bool()> cancelled;
+};
+
+// A branch's head moved to `commit`, one of the commits it gained.
+struct CommitEvent {
+  std::string branch;
+  CommitInfo commit;
+};
+
+struct CommitEvents {
+  // Grouped by branch (sorted by name), each branch's commits oldest first.
+  // Empty when the wait timed out.
+  std::vector<CommitEvent> events;
+  // Pass as WaitOptions::since to resume exactly after these events. An
+  // opaque string of the form "branch:head,..." (every watched branch's
+  // head); it stays valid across restarts of the store or server.
+  std::string cursor;
 };
 
 struct SetHeadOptions {

@@ -210,6 +210,20 @@ void from_json(const json& j, ReceiveResult& v) {
   v.skipped = j.value("skipped", std::vector<std::string>{});
 }
 
+void to_json(json& j, const CommitEvent& v) { j = json{{"branch", v.branch}, {"commit", v.commit}}; }
+
+void to_json(json& j, const CommitEvents& v) { j = json{{"events", v.events}, {"cursor", v.cursor}}; }
+
+void from_json(const json& j, CommitEvent& v) {
+  v.branch = j.at("branch").get<std::string>();
+  v.commit = j.at("commit").get<CommitInfo>();
+}
+
+void from_json(const json& j, CommitEvents& v) {
+  v.events = j.at("events").get<std::vector<CommitEvent>>();
+  v.cursor = j.at("cursor").get<std::string>();
+}
+
 void from_json(const json& j, Error& v) {
   v.message = j.at("error").get<std::string>();
   v.code = code_from_name(j.at("code").get<std::string>()).value_or(ErrorCode::kInternal);

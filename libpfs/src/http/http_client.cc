@@ -6,6 +6,8 @@
 // the store's upkeep; files and directories are in http_client_files.cc.
 #include "http_client.h"
 
+#include <algorithm>
+#include <chrono>
 #include <span>
 #include <string>
 
@@ -204,6 +206,36 @@ Result<FsckReport> RemoteClient::fsck(bool repair) {
 
 Result<GcReport> RemoteClient::gc() {
   return guard([&] { return as<GcReport>(http_.post_json("/gc")); });
+}
+
+// ---- commit events
+
+Result<CommitEvents> RemoteClient::wait_commits(const WaitOptions& opts) {
+  return guard([&] {
+    using clock = std::chrono::steady_clock;
+    if (opts.timeout_ms < 0)
+      failf(ErrorCode::kInvalidArgument, "timeout {} ms is negative (0 does not wait)", opts.timeout_ms);
+    // A server answers one wait within 60 s at most; a longer wait is a
+    // series of them, each going on from the cursor the last one returned.
+    constexpr std::int64_t kSliceMs = 25000, kYearMs = 365LL * 24 * 3600 * 1000;
+    auto deadline = clock::now() + std::chrono::milliseconds(std::min(opts.timeout_ms, kYearMs));
+    std::string since = opts.since;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+      nlohmann::json q{{"branch", opts.branch},
+                       {"since", since},
+                       {"timeout_ms", std::clamp<std::int64_t>(left, 0, kSliceMs)}};
+      // The body, not the URL: the cursor of a store of many branches is long.
+      auto body = Source::from_string(q.dump());
+      Req rq{"POST", "/commits/wait"};
+      rq.upload = body.get();
+      rq.upload_size = q.dump().size();
+      auto events = as<CommitEvents>(http_.parse(http_.request(rq).body));
+      if (!events.events.empty() || clock::now() >= deadline || (opts.cancelled && opts.cancelled()))
+        return events;
+      since = events.cursor;
+    }
+  });
 }
 
 }  // namespace detail::remote

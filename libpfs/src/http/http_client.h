@@ -69,6 +69,9 @@ class RemoteClient final : public Client {
   Result<FsckReport> fsck(bool repair) override;
   Result<GcReport> gc() override;
 
+  // ---- commit events (http_client.cc): long-polls of POST /commits/wait
+  Result<CommitEvents> wait_commits(const WaitOptions& opts) override;
+
  private:
   Transport http_;
 };

@@ -148,6 +148,16 @@ class HttpServer final : public Server {
   HttpServer(std::unique_ptr<Client> store, ServerOptions opts)
       : store_(std::move(store)), opts_(std::move(opts)) {
     for (const RouteSpec& r : kRoutes) add_route(r);
+    // Commit events: their handler also needs the server's wait gate.
+    gate_.max_waiting = std::max<std::size_t>(opts_.threads / 2, 1);
+    for (const char* method : {"GET", "POST"})
+      router_.add(method, "/commits/wait", [this](Request& req, Response& res) {
+        try {
+          routes::wait_commits(*store_, req, res, gate_);
+        } catch (Fail& f) {
+          res.error(f.error);
+        }
+      });
     http::EngineOptions e;
     e.host = opts_.host;
     e.port = opts_.port;
@@ -168,7 +178,10 @@ class HttpServer final : public Server {
   Result<void> bind() { return engine_->bind(); }
   int port() const override { return engine_->port(); }
   Result<void> run() override { return engine_->run(); }
-  void stop() override { engine_->stop(); }
+  void stop() override {
+    gate_.stopping = true;  // long-polls answer within 100 ms, so the stop is not held up
+    engine_->stop();
+  }
 
  private:
   // Every route runs through this: a Fail (bad input, a Client error)
@@ -206,6 +219,7 @@ class HttpServer final : public Server {
 
   std::unique_ptr<Client> store_;
   ServerOptions opts_;
+  routes::WaitGate gate_;
   Router router_;
   std::unique_ptr<http::Engine> engine_;
 };

@@ -9,6 +9,7 @@
 // (http_server.cc).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -100,5 +101,16 @@ void set_branch_head(Client& c, const Request& req, Response& res);
 void fsck_check(Client& c, const Request& req, Response& res);
 void fsck_run(Client& c, const Request& req, Response& res);
 void gc(Client& c, const Request& req, Response& res);
+
+// ---- commit events (routes_events.cc)
+
+// What the server's long-polls share: how many wait, how many may, and
+// whether the server is stopping (which ends them within 100 ms).
+struct WaitGate {
+  std::atomic<std::size_t> waiting{0};
+  std::size_t max_waiting = 1;
+  std::atomic<bool> stopping{false};
+};
+void wait_commits(Client& c, const Request& req, Response& res, WaitGate& gate);
 
 }  // namespace pfs::detail::routes

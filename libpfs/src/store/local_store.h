@@ -27,6 +27,7 @@
 #include <pfs/client.h>
 
 #include "backend.h"
+#include "commit_watch.h"
 #include "file_cache.h"
 #include "fsutil.h"
 #include "send_stream.h"
@@ -107,6 +108,9 @@ class LocalStore final : public Client {
   Result<FsckReport> fsck(bool repair) override;
   Result<GcReport> gc() override;
 
+  // ---- commit events (commit_watch.cc) --------------------------------------
+  Result<CommitEvents> wait_commits(const WaitOptions& opts) override;
+
  private:
   // ---- metadata, names -> commits and trees (store.cc) ----------------------
   std::vector<std::string> commit_ids();
@@ -165,6 +169,8 @@ class LocalStore final : public Client {
   UniqueFd root_, meta_, commits_, branches_, locks_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<CommitFileCache> file_cache_;  // null unless OpenOptions::file_cache_bytes
+  std::mutex watcher_mu_;
+  std::unique_ptr<DirWatcher> watcher_;  // meta/branches, from the first wait_commits on
 };
 
 // Runs a change of the working tree with the branch's figures marked
