@@ -15,7 +15,10 @@ constexpr std::size_t kFlushAt = 256 * 1024;
 // Seals the command that starts at buf[start]: its length and checksum.
 void seal(std::string& buf, std::size_t start) {
   std::size_t len = buf.size() - start - kCommandHeaderSize;
-  if (len > UINT32_MAX) fail(ErrorCode::kInvalidArgument, "send stream: command too large");
+  if (len > UINT32_MAX)
+    failf(ErrorCode::kInvalidArgument,
+          "send stream: a {} command of {} bytes does not fit the 32-bit length of its header",
+          cmd_name(static_cast<Cmd>(get16(buf.data() + start + 4))), len);
   char* h = buf.data() + start;
   put32_at(h, static_cast<std::uint32_t>(len));
   put32_at(h + 6, 0);

@@ -63,7 +63,7 @@ void delete_subvolume(int dirfd, const std::string& name) {
     for (const auto& child : list_dir_names(fd.get())) remove_tree(fd.get(), child);
     if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) == 0) return;
   }
-  fail_btrfs(err, "delete subvolume " + name);
+  fail_btrfs(err, "delete subvolume " + fd_path(dirfd) + "/" + name);
 }
 
 // Names a commit's subvolume by its id, as `btrfs receive` names what it

@@ -101,7 +101,7 @@ void merge_into(int src, int dst, StatsDelta& d) {
       d.files -= 1;
     }
     if (::renameat(src, name.c_str(), dst, name.c_str()) != 0)
-      fail_errno(errno, "publish " + name);
+      fail_errno_at(errno, fmt::format("publish \"{}\" into", name), dst);
   }
 }
 
@@ -112,7 +112,7 @@ void merge_into(int src, int dst, StatsDelta& d) {
 std::optional<Entry> BtrfsTree::stat(const std::string& path) {
   if (path.empty()) {
     struct stat st {};
-    if (::fstat(root_.get(), &st) != 0) fail_errno(errno, "stat " + what_);
+    if (::fstat(root_.get(), &st) != 0) fail_errno(errno, "stat the root of " + what_);
     return entry_from_stat("", st);
   }
   UniqueFd fd = open_beneath(root_.get(), path, O_PATH);
@@ -124,7 +124,7 @@ std::optional<Entry> BtrfsTree::stat(const std::string& path) {
     fail_errno(errno, fmt::format("stat \"{}\" in {}", path, what_));
   }
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) fail_errno(errno, "stat " + path);
+  if (::fstat(fd.get(), &st) != 0) fail_errno(errno, fmt::format("stat \"{}\" in {}", path, what_));
   if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) return std::nullopt;
   return entry_from_stat(path, st);
 }
@@ -159,7 +159,7 @@ std::unique_ptr<FileReader> BtrfsTree::open_file(const std::string& path) {
     fail_errno(errno, fmt::format("open \"{}\" in {}", path, what_));
   }
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) fail_errno(errno, "stat " + path);
+  if (::fstat(fd.get(), &st) != 0) fail_errno(errno, fmt::format("stat \"{}\" in {}", path, what_));
   if (S_ISDIR(st.st_mode))
     failf(ErrorCode::kInvalidArgument, "\"{}\" in {} is a directory (list it with list-file)",
           path, what_);
@@ -205,7 +205,7 @@ std::uint64_t BtrfsStaging::add(const std::string& rel, Source& src) {
   } else {
     mkdirs_beneath(item_.get(), path_parent(rel));
     UniqueFd out = open_beneath(item_.get(), rel, O_WRONLY | O_CREAT | O_EXCL, 0644);
-    if (!out) fail_errno(errno, "create staged " + rel);
+    if (!out) fail_errno_at(errno, fmt::format("create staged file \"{}\" in", rel), item_.get());
     copy_source(src, out.get());
     struct stat st {};
     if (::fstat(out.get(), &st) != 0) fail_errno_at(errno, "stat staged file", out.get());
@@ -238,7 +238,7 @@ StatsDelta BtrfsStaging::publish_file(int root, const std::string& path,
   UniqueFd parent = path_parent(path).empty()
                         ? UniqueFd(::fcntl(root, F_DUPFD_CLOEXEC, 0))
                         : open_beneath(root, path_parent(path), O_RDONLY | O_DIRECTORY);
-  if (!parent) fail_errno(errno, "open parent of " + path);
+  if (!parent) fail_errno_at(errno, fmt::format("open the parent of \"{}\" in", path), root);
   std::string base = path_base(path);
   auto old = stat_at(parent.get(), base);
   if (old && S_ISDIR(old->st_mode))
@@ -264,7 +264,7 @@ StatsDelta BtrfsStaging::publish_file(int root, const std::string& path,
     if (!out) fail_errno_at(errno, "create staged file " + from + " in", dir_.get());
     try {
       UniqueFd in(::openat(parent.get(), base.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-      if (!in) fail_errno(errno, "open " + path);
+      if (!in) fail_errno_at(errno, fmt::format("open \"{}\" in", base), parent.get());
       copy_fd(in.get(), out.get());
       if (at && ::lseek(out.get(), static_cast<off_t>(where.offset), SEEK_SET) < 0)
         fail_errno_at(errno, "seek in", out.get());
@@ -278,7 +278,7 @@ StatsDelta BtrfsStaging::publish_file(int root, const std::string& path,
     new_size = at ? std::max(old_size, where.offset + new_size) : old_size + new_size;
   }
   if (::renameat(dir_.get(), from.c_str(), parent.get(), base.c_str()) != 0)
-    fail_errno(errno, "publish " + path);
+    fail_errno_at(errno, fmt::format("publish \"{}\" into", base), parent.get());
   if (from != name_) unlink_if_exists(dir_.get(), name_);
   fsync_dir(parent.get());
   d.files = old ? 0 : 1;
@@ -293,11 +293,11 @@ StatsDelta BtrfsStaging::publish_dir(int root, const std::string& path) {
     UniqueFd parent = path_parent(path).empty()
                           ? UniqueFd(::fcntl(root, F_DUPFD_CLOEXEC, 0))
                           : open_beneath(root, path_parent(path), O_RDONLY | O_DIRECTORY);
-    if (!parent) fail_errno(errno, "open parent of " + path);
+    if (!parent) fail_errno_at(errno, fmt::format("open the parent of \"{}\" in", path), root);
     auto old = stat_at(parent.get(), path_base(path));
     if (!old) {  // nothing there: the whole staged directory moves in one rename
       if (::renameat(dir_.get(), name_.c_str(), parent.get(), path_base(path).c_str()) != 0)
-        fail_errno(errno, "publish " + path);
+        fail_errno_at(errno, fmt::format("publish \"{}\" into", path_base(path)), parent.get());
       if (::syncfs(parent.get()) != 0) fail_errno_at(errno, "sync", parent.get());
       return d;
     }
@@ -307,7 +307,7 @@ StatsDelta BtrfsStaging::publish_dir(int root, const std::string& path) {
   }
   UniqueFd dst = path.empty() ? UniqueFd(::fcntl(root, F_DUPFD_CLOEXEC, 0))
                               : open_beneath(root, path, O_RDONLY | O_DIRECTORY);
-  if (!dst) fail_errno(errno, "open " + path);
+  if (!dst) fail_errno_at(errno, fmt::format("open \"{}\" in", path), root);
   check_merge(item_.get(), dst.get(), path);
   merge_into(item_.get(), dst.get(), d);
   if (::syncfs(dst.get()) != 0) fail_errno_at(errno, "sync", dst.get());
@@ -324,7 +324,7 @@ void BtrfsWorkTree::copy_file_from(TreeReader& from, const std::string& from_pat
   std::string base = path_base(path);
   UniqueFd out(
       ::openat(parent.get(), base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (!out) fail_errno(errno, "create " + path);
+  if (!out) fail_errno_at(errno, fmt::format("create \"{}\" in", path), tree_.root());
   if (in->fd() >= 0) {
     copy_fd(in->fd(), out.get());  // a reflink: O(1)
     return;
@@ -343,7 +343,7 @@ void BtrfsWorkTree::make_dir(const std::string& path) {
   if (st && S_ISDIR(st->st_mode)) return;
   UniqueFd parent = clear_place(path);
   if (::mkdirat(parent.get(), path_base(path).c_str(), 0755) != 0 && errno != EEXIST)
-    fail_errno(errno, "make directory " + path);
+    fail_errno_at(errno, fmt::format("make directory \"{}\" in", path), tree_.root());
 }
 
 void BtrfsWorkTree::remove(const std::string& path) {
@@ -360,7 +360,7 @@ UniqueFd BtrfsWorkTree::open_scratch(std::uint64_t n, bool create) {
   std::string name = std::to_string(n);
   UniqueFd fd(::openat(scratch_.get(), name.c_str(),
                        O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT | O_EXCL : 0), 0644));
-  if (!fd) fail_errno(errno, "open scratch file " + name);
+  if (!fd) fail_errno_at(errno, "open scratch file " + name + " in", scratch_.get());
   return fd;
 }
 
@@ -368,7 +368,7 @@ void BtrfsWorkTree::place_scratch(std::uint64_t n, const std::string& path) {
   UniqueFd parent = clear_place(path);
   if (::linkat(scratch_.get(), std::to_string(n).c_str(), parent.get(), path_base(path).c_str(),
                0) != 0)
-    fail_errno(errno, "place " + path);
+    fail_errno_at(errno, fmt::format("place \"{}\" in", path), tree_.root());
 }
 
 // Removes the scratch files (their data stays where they were placed).
@@ -387,7 +387,8 @@ UniqueFd BtrfsWorkTree::open_beneath_dir(const std::string& dir) {
 UniqueFd BtrfsWorkTree::clear_place(const std::string& path) {
   mkdirs_beneath(tree_.root(), path_parent(path));
   UniqueFd parent = open_beneath_dir(path_parent(path));
-  if (!parent) fail_errno(errno, "open the parent of " + path);
+  if (!parent)
+    fail_errno_at(errno, fmt::format("open the parent of \"{}\" in", path), tree_.root());
   std::string base = path_base(path);
   auto st = stat_at(parent.get(), base);
   if (st && S_ISDIR(st->st_mode))
