@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fuzz.sh: fuzzes the btrfs send-stream reader (libpfs/src/stream/send_stream.cc)
+# fuzz.sh: fuzzes the btrfs send-stream reader (libpfs/src/stream/send_stream_reader.cc)
 # with libFuzzer, ASan and UBSan, for a bounded time.
 #
 # Usage: scripts/fuzz.sh
@@ -29,7 +29,8 @@ fi
 mkdir -p "$dir/corpus" "$dir/artifacts"
 
 common=(-std=c++20 -g -O1 -fno-omit-frame-pointer -Ilibpfs/include -Ilibpfs/src/base -Ilibpfs/src/stream)
-codec=(libpfs/src/stream/send_stream.cc libpfs/src/base/io.cc libpfs/src/base/result.cc)
+codec=(libpfs/src/stream/send_stream.cc libpfs/src/stream/send_stream_reader.cc
+       libpfs/src/stream/send_stream_writer.cc libpfs/src/base/io.cc libpfs/src/base/result.cc)
 echo "fuzz.sh: building $dir/stream_fuzz" >&2
 "$cxx" "${common[@]}" -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   tests/fuzz/stream_fuzz.cc "${codec[@]}" -lisal -lfmt -o "$dir/stream_fuzz"
