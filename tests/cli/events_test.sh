@@ -6,7 +6,14 @@
 source "$(dirname "$0")/lib.sh"
 pachctl init >/dev/null
 BG=()
-trap 'for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done; cleanup' EXIT
+# pachctl is a shell function (lib.sh), so a background one is a subshell
+# with pachctl as its child: stop both, by their ids.
+kill_tree() {
+  local pid=$1 child
+  for child in $(ps -o pid= --ppid "$pid" 2>/dev/null); do kill "$child" 2>/dev/null || true; done
+  kill "$pid" 2>/dev/null || true
+}
+trap 'for p in "${BG[@]}"; do kill_tree "$p"; done; cleanup' EXIT
 
 # Nothing happens: a timeout, status 124, nothing on stdout, a cursor on stderr.
 expect_status 124 pachctl wait-commit master --timeout 0.2
@@ -77,15 +84,18 @@ expect_status 124 pachctl wait-commit --since "$ANY" --timeout 0.2 --json
 expect_eq "a deleted branch reports nothing" "0" "$(jq '.events | length' <<<"$OUT")"
 expect_eq "and leaves the cursor" "dev:$F,master:$M" "$(jq -r .cursor <<<"$OUT")"
 
-# A branch that does not exist yet is waited for.
+# A branch that does not exist yet is waited for: its creation (from
+# master's head) is the first event, its commits the next.
 pachctl wait-commit later --json >"$LOCAL/w2" 2>/dev/null &
 W=$!; BG+=("$W")
 sleep 0.3
 pachctl branch later >/dev/null
+wait "$W" && ok || fail "wait-commit on a new branch did not exit 0"
+expect_eq "a branch made while waiting" "later:$M" "$(jq -r '[.events[] | .branch + ":" + .commit.id] | join(" ")' "$LOCAL/w2")"
 echo l | pachctl put-file -b later l
 L=$(pachctl commit -b later)
-wait "$W" && ok || fail "wait-commit on a new branch did not exit 0"
-expect_eq "a branch made while waiting" "later:$L" "$(jq -r '[.events[] | .branch + ":" + .commit.id] | join(" ")' "$LOCAL/w2")"
+expect_status 0 pachctl wait-commit later --since "$(jq -r .cursor "$LOCAL/w2")" --json
+expect_eq "then its commit" "later:$L" "$(jq -r '[.events[] | .branch + ":" + .commit.id] | join(" ")' <<<"$OUT")"
 
 # list-commit --follow: the history, then each new commit, as JSON Lines.
 pachctl log -b dev -f --json >"$LOCAL/follow" 2>/dev/null &
@@ -94,7 +104,7 @@ sleep 0.5
 N1=$(pachctl commit -b dev -m n1)
 N2=$(pachctl commit -b dev -m n2)
 for _ in $(seq 100); do [ "$(wc -l <"$LOCAL/follow")" -ge 8 ] && break; sleep 0.1; done
-kill "$W" 2>/dev/null; wait "$W" 2>/dev/null || true
+kill_tree "$W"; wait "$W" 2>/dev/null || true
 expect_eq "follow: history then new, oldest first" "$A $B $C $D $E $F $N1 $N2" "$(jq -r .commit.id "$LOCAL/follow" | tr '\n' ' ' | sed 's/ $//')"
 
 # Bad input: a clear error, status 2, nothing changes.
