@@ -197,6 +197,48 @@ head -c 2000 /dev/zero > "$LOCAL/2k"
 expect_error "too large" 413 too_large POST "$H/file/big2k" --data-binary @"$LOCAL/2k"
 expect_eq "too large: nothing written" "404" "$(curl -s -o /dev/null -w '%{http_code}' $H/file/big2k)"
 
+# ---- commit events: the long-poll /commits/wait --------------------------------------------
+serve "$PFS_STORE" "$T/server4.log" --threads 4
+req GET "$H/commits/wait?branch=master&timeout_ms=0"
+expect_eq "wait, no time: 200" "200" "$CODE"
+expect_eq "wait, no time: no events" "0" "$(jq '.events | length' <<<"$BODY")"
+CUR=$(jq -r .cursor <<<"$BODY")
+expect_eq "wait: the cursor is master's head" "master:$(pachctl inspect-commit master --json | jq -r .id)" "$CUR"
+# A waiter answers when a commit lands, with exactly it.
+curl -s "$H/commits/wait?branch=master&since=$CUR&timeout_ms=20000" > "$LOCAL/wait.json" &
+WPID=$!
+sleep 0.3
+NEW=$(pachctl commit -m "for the waiter")
+wait "$WPID"
+expect_eq "waiter got the commit" "$NEW" "$(jq -r '.events[0].commit.id' "$LOCAL/wait.json")"
+# POST with the fields in a JSON body.
+req POST "$H/commits/wait" -d "{\"branch\":\"master\",\"since\":\"$CUR\",\"timeout_ms\":0}"
+expect_eq "wait POST" "200 $NEW" "$CODE $(jq -r '.events[-1].commit.id' <<<"$BODY")"
+expect_error "wait: bad cursor" 400 invalid_argument GET "$H/commits/wait?since=master:xyz&timeout_ms=0"
+expect_error "wait: bad branch" 400 invalid_argument GET "$H/commits/wait?branch=a/b&timeout_ms=0"
+expect_error "wait: bad timeout" 400 invalid_argument GET "$H/commits/wait?timeout_ms=soon"
+expect_error "wait: negative timeout" 400 invalid_argument GET "$H/commits/wait?timeout_ms=-5"
+expect_error "wait: body not JSON" 400 invalid_argument POST "$H/commits/wait" -d '{"branch":'
+expect_error "wait: body not an object" 400 invalid_argument POST "$H/commits/wait" -d '[1]'
+expect_error "wait: unknown field" 400 invalid_argument POST "$H/commits/wait" -d '{"brnach":"master"}'
+expect_contains "wait: unknown field named" "brnach" "$(jq -r .error <<<"$BODY")"
+expect_error "wait: wrong type" 400 invalid_argument POST "$H/commits/wait" -d '{"timeout_ms":"5"}'
+# With 4 threads, 2 may wait; the third gets 503 with Retry-After.
+curl -s -o /dev/null "$H/commits/wait?branch=nothing-here&timeout_ms=20000" &
+W1=$!
+curl -s -o /dev/null "$H/commits/wait?branch=nothing-here&timeout_ms=20000" &
+W2=$!
+sleep 0.5
+HDRS=$(curl -s -D - -o "$LOCAL/busy.json" "$H/commits/wait?timeout_ms=0")
+expect_contains "third waiter: 503" " 503" "$(head -1 <<<"$HDRS")"
+expect_contains "third waiter: Retry-After" "Retry-After: 1" "$HDRS"
+expect_eq "other requests still answered" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$H/branch")"
+# SIGTERM ends the waits (answered, not cut) and the server exits.
+kill -TERM "$SPID"
+wait "$SPID" && ok || fail "server with waiters did not stop cleanly"
+wait "$W1" && ok || fail "waiter 1 was cut off"
+wait "$W2" && ok || fail "waiter 2 was cut off"
+
 # ---- bad options -----------------------------------------------------------------------------
 expect_status 2 pachctl serve --listen nonsense
 expect_status 2 pachctl serve --max-upload 12Q
