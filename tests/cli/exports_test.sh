@@ -12,5 +12,9 @@ check "symbols outside namespace pfs exported" "$(grep -v '^pfs::\|^typeinfo for
 for s in 'pfs::open_store(' 'pfs::connect(' 'pfs::Server::create(' 'pfs::replicate(' 'typeinfo for pfs::Client'; do
   grep -qF "$s" <<<"$syms" && CHECKS=$((CHECKS+1)) || { echo "FAIL: $s is not exported" >&2; FAILS=$((FAILS+1)); }
 done
+# libcurl and libarchive are loaded on first use (src/base/lazy_lib.h), not
+# at every start: a local command maps none of their 40 libraries.
+needed=$(readelf -d "$LIB" | awk '/NEEDED/ {print $NF}')
+check "libpfs.so links libcurl or libarchive" "$(grep -E 'libcurl|libarchive' <<<"$needed" || true)"
 echo "$CHECKS passed, $FAILS failed"
 [ "$FAILS" -eq 0 ]

@@ -4,6 +4,7 @@
 // not 2xx turned back into the same pfs::Error a local store returns, so
 // pachctl prints the same message and exits the same way.
 #include "http_transport.h"
+#include "lazy_lib.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +18,30 @@
 
 #include <pfs/server.h>  // code_of_http_status
 
+
+// curl.h defines these two as macros of themselves; the wrappers below
+// take their names.
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+
+namespace pfs::detail {
+
+// libcurl, loaded when the first remote client is made (lazy_lib.h).
+LazyLib& curl_lib() {
+  static LazyLib lib("libcurl.so.4", "the HTTP client (pachctl --address, pfs::connect)", "libcurl4");
+  return lib;
+}
+PFS_LAZY_FN(curl_lib, curl_easy_cleanup)
+PFS_LAZY_FN(curl_lib, curl_easy_getinfo)
+PFS_LAZY_FN(curl_lib, curl_easy_init)
+PFS_LAZY_FN(curl_lib, curl_easy_perform)
+PFS_LAZY_FN(curl_lib, curl_easy_setopt)
+PFS_LAZY_FN(curl_lib, curl_easy_strerror)
+PFS_LAZY_FN(curl_lib, curl_global_init)
+PFS_LAZY_FN(curl_lib, curl_slist_append)
+PFS_LAZY_FN(curl_lib, curl_slist_free_all)
+
+}  // namespace pfs::detail
 
 namespace pfs::detail::remote {
 namespace {

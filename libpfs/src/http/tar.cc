@@ -6,8 +6,48 @@
 #include <archive_entry.h>
 
 #include "fail.h"
+#include "lazy_lib.h"
 
 namespace pfs::detail {
+
+// libarchive, loaded when a tar stream is first made or read (lazy_lib.h).
+LazyLib& archive_lib() {
+  static LazyLib lib("libarchive.so.13", "a tar stream (put-file -r or get-file -r over HTTP, ?format=tar)",
+                     "libarchive13");
+  return lib;
+}
+PFS_LAZY_FN(archive_lib, archive_entry_pathname_utf8)
+PFS_LAZY_FN(archive_lib, archive_entry_set_pathname_utf8)
+PFS_LAZY_FN(archive_lib, archive_entry_filetype)
+PFS_LAZY_FN(archive_lib, archive_entry_free)
+PFS_LAZY_FN(archive_lib, archive_entry_mtime)
+PFS_LAZY_FN(archive_lib, archive_entry_mtime_nsec)
+PFS_LAZY_FN(archive_lib, archive_entry_new)
+PFS_LAZY_FN(archive_lib, archive_entry_pathname)
+PFS_LAZY_FN(archive_lib, archive_entry_set_filetype)
+PFS_LAZY_FN(archive_lib, archive_entry_set_mtime)
+PFS_LAZY_FN(archive_lib, archive_entry_set_perm)
+PFS_LAZY_FN(archive_lib, archive_entry_set_size)
+PFS_LAZY_FN(archive_lib, archive_entry_size)
+PFS_LAZY_FN(archive_lib, archive_entry_size_is_set)
+PFS_LAZY_FN(archive_lib, archive_error_string)
+PFS_LAZY_FN(archive_lib, archive_read_data)
+PFS_LAZY_FN(archive_lib, archive_read_free)
+PFS_LAZY_FN(archive_lib, archive_read_new)
+PFS_LAZY_FN(archive_lib, archive_read_next_header)
+PFS_LAZY_FN(archive_lib, archive_read_open)
+PFS_LAZY_FN(archive_lib, archive_read_support_format_tar)
+PFS_LAZY_FN(archive_lib, archive_write_close)
+PFS_LAZY_FN(archive_lib, archive_write_data)
+PFS_LAZY_FN(archive_lib, archive_write_fail)
+PFS_LAZY_FN(archive_lib, archive_write_free)
+PFS_LAZY_FN(archive_lib, archive_write_header)
+PFS_LAZY_FN(archive_lib, archive_write_new)
+PFS_LAZY_FN(archive_lib, archive_write_open)
+PFS_LAZY_FN(archive_lib, archive_write_set_bytes_in_last_block)
+PFS_LAZY_FN(archive_lib, archive_write_set_bytes_per_block)
+PFS_LAZY_FN(archive_lib, archive_write_set_format_pax_restricted)
+
 
 namespace {
 
