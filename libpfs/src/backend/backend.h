@@ -78,6 +78,10 @@ class Staging {
   virtual std::uint64_t add(const std::string& rel, Source& src) = 0;
   // Makes everything added durable on disk.
   virtual void sync() = 0;
+  // True when files of the directory `dirfd` are added without reading
+  // their bytes (a reflink within one btrfs file system): then reading them
+  // ahead would only cost I/O. A hint; false is always safe.
+  virtual bool clones_from(int /*dirfd*/) { return false; }
 };
 
 // A tree under construction (for merge and revert), frozen into a commit.

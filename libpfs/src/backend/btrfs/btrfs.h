@@ -52,6 +52,7 @@ class BtrfsStaging final : public Staging {
 
   std::uint64_t add(const std::string& rel, Source& src) override;
   void sync() override;
+  bool clones_from(int dirfd) override;
 
   // Moves the staged item to `path` of the working tree `root` (see
   // Backend::publish) and marks it published.
@@ -62,6 +63,7 @@ class BtrfsStaging final : public Staging {
   std::string name_;
   Backend::StageKind kind_;
   UniqueFd item_;
+  std::optional<std::string> made_parent_;  // the directory the last file went to (kDir)
   bool published_ = false;
   std::uint64_t files_ = 0, bytes_ = 0;
 
