@@ -6,7 +6,8 @@
 
 #include "store_fixture.h"
 
-TEST_CASE("commit events: a waiter wakes with each new commit, in order, and resumes from its cursor") {
+TEST_CASE(
+    "commit events: a waiter wakes with each new commit, in order, and resumes from its cursor") {
   Store s;
   WaitOptions now;
   now.timeout_ms = 0;
