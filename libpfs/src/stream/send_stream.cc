@@ -35,7 +35,7 @@ std::string_view attr_name(Attr a) {
 
 std::uint32_t crc32c(std::uint32_t crc, const void* p, std::size_t n) {
   // NOTE: ISA-L's crc32_iscsi applies no inversion of its own (checked in
-  // send_stream_test.cc): it is the raw update the stream wants.
+  // send_stream_format_test.cc): it is the raw update the stream wants.
   auto b = static_cast<unsigned char*>(const_cast<void*>(p));
   while (n > 0) {
     auto part = static_cast<int>(std::min<std::size_t>(n, INT_MAX / 2));
