@@ -1,3 +1,4 @@
+// fsutil.cc: errno-checked POSIX wrappers (fsutil.h).
 #include "fsutil.h"
 
 #include <dirent.h>
@@ -16,6 +17,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+
+#include "fault.h"
 
 namespace pfs::detail {
 
@@ -135,13 +138,21 @@ void fsync_dir(int dirfd) {
 }
 
 void write_file_atomic(int dirfd, const std::string& name, std::string_view data, bool durable) {
+  // Fault points (fault.h) name the file by its full path: the message then
+  // says which branch, commit or marker could not be written.
+  auto fault = [&](std::string_view op) {
+    if (faults_enabled()) fault_point(op, fd_path(dirfd) + "/" + name);
+  };
   std::string tmp = ".tmp." + name + "." + random_hex(4);
   UniqueFd fd(::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd) fail_errno(errno, "create " + tmp);
   try {
+    fault("write");
     write_all(fd.get(), data.data(), data.size(), "write " + tmp);
+    if (durable) fault("fsync");
     if (durable && ::fsync(fd.get()) != 0) fail_errno(errno, "fsync " + tmp);
     fd.reset();
+    fault("rename into place");
     if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) != 0)
       fail_errno(errno, "rename " + tmp);
   } catch (...) {
