@@ -34,6 +34,26 @@ using nlohmann::json;
 
 namespace {
 
+// NOTE: an OS error deep in a write names a scratch or object file, or
+// nothing ("write object: No space left on device"); this puts in front of
+// an I/O error which file, branch or commit the write was for (what(),
+// called only then).
+template <class What, class Fn>
+decltype(auto) naming(What&& what, Fn&& fn) {
+  try {
+    return fn();
+  } catch (Fail& f) {
+    if (f.error.code == ErrorCode::kIo) f.error.message = what() + ": " + f.error.message;
+    throw;
+  }
+}
+std::string writing_what(const std::string& path, const std::string& branch) {
+  return fmt::format("writing \"{}\" on branch \"{}\"", path.empty() ? "." : path, branch);
+}
+std::string receiving_what(bool replica, const std::string& id, const std::string& branch) {
+  return replica ? "receiving commit " + id : fmt::format("receiving on branch \"{}\"", branch);
+}
+
 // A branch's state file: its head plus the journal of an interrupted
 // multi-step operation (pending_*, stats_stale). See docs/format.md.
 struct BranchState {
@@ -284,9 +304,11 @@ class LocalStore final : public Client {
       auto staged = backend_->stage(b, where.mode == Backend::Placement::Mode::kReplace
                                            ? Backend::StageKind::kFile
                                            : Backend::StageKind::kPart);
-      staged->add("", src);
-      staged->sync();
-      publish(b, *staged, p, where);
+      naming([&] { return writing_what(p, b); }, [&] {
+        staged->add("", src);
+        staged->sync();
+        publish(b, *staged, p, where);
+      });
       return stat_in(*backend_->open_branch(b), p);
     });
   }
@@ -301,9 +323,11 @@ class LocalStore final : public Client {
       UniqueFd dir = open_input_dir(local_dir);
       PutDirResult result;
       auto staged = backend_->stage(b, Backend::StageKind::kDir);
-      add_local_dir(*staged, dir.get(), "", p, result, local_dir.string());
-      staged->sync();
-      if (result.files > 0) publish(b, *staged, p, {});
+      naming([&] { return writing_what(p, b); }, [&] {
+        add_local_dir(*staged, dir.get(), "", p, result, local_dir.string());
+        staged->sync();
+        if (result.files > 0) publish(b, *staged, p, {});
+      });
       return result;
     });
   }
@@ -323,11 +347,14 @@ class LocalStore final : public Client {
         if (!src) break;
         std::string r = normalize_path(rel);
         normalize_path(p.empty() ? r : p + "/" + r);  // the whole path: its length, reserved names
-        result.bytes += staged->add(r, *src);
+        result.bytes += naming([&] { return writing_what(p.empty() ? r : p + "/" + r, b); },
+                               [&] { return staged->add(r, *src); });
         result.files += 1;
       }
-      staged->sync();
-      if (result.files > 0) publish(b, *staged, p, {});
+      naming([&] { return writing_what(p, b); }, [&] {
+        staged->sync();
+        if (result.files > 0) publish(b, *staged, p, {});
+      });
       return result;
     });
   }
@@ -835,7 +862,9 @@ class LocalStore final : public Client {
         auto base_tree = base.empty() ? std::unique_ptr<TreeReader>(new EmptyTree) : tree_of(base);
         auto work = backend_->work_tree(base, c.id);
         crash_point("receive.after-work-tree");
-        AppliedStream applied = apply_stream(reader, first, *base_tree, base_info.stats, *work);
+        AppliedStream applied =
+            naming([&] { return receiving_what(replica, c.id, opts.branch); },
+                   [&] { return apply_stream(reader, first, *base_tree, base_info.stats, *work); });
         if (replica && (applied.stats.files != c.stats.files || applied.stats.bytes != c.stats.bytes))
           failf(ErrorCode::kInvalidArgument,
                 "the received tree holds {} files / {} bytes, but commit {} has {} / {}: the stream "
