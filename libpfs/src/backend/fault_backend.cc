@@ -21,8 +21,9 @@ class FaultStaging final : public Staging {
   Staging& inner() { return *inner_; }
 
   std::uint64_t add(const std::string& rel, Source& src) override {
-    fault_point("write staged data", rel.empty() ? "for " + on_branch(branch_)
-                                                 : fmt::format("\"{}\" for {}", rel, on_branch(branch_)));
+    fault_point("write staged data", rel.empty()
+                                         ? "for " + on_branch(branch_)
+                                         : fmt::format("\"{}\" for {}", rel, on_branch(branch_)));
     return inner_->add(rel, src);
   }
   void sync() override {
@@ -38,12 +39,14 @@ class FaultStaging final : public Staging {
 // A WorkTree whose writes are fault points; readers pass through.
 class FaultWorkTree final : public WorkTree {
  public:
-  FaultWorkTree(std::unique_ptr<WorkTree> inner, std::string id) : inner_(std::move(inner)), id_(std::move(id)) {}
+  FaultWorkTree(std::unique_ptr<WorkTree> inner, std::string id)
+      : inner_(std::move(inner)), id_(std::move(id)) {}
   WorkTree& inner() { return *inner_; }
 
   TreeReader& reader() override { return inner_->reader(); }
   using WorkTree::copy_file_from;
-  void copy_file_from(TreeReader& from, const std::string& from_path, const std::string& path) override {
+  void copy_file_from(TreeReader& from, const std::string& from_path,
+                      const std::string& path) override {
     fault_point("copy", fmt::format("\"{}\" to \"{}\" of {}", from_path, path, of_commit(id_)));
     inner_->copy_file_from(from, from_path, path);
   }
@@ -78,24 +81,31 @@ class FaultBackend final : public Backend {
 
   std::string_view name() const override { return inner_->name(); }
 
-  std::unique_ptr<TreeReader> open_commit(const std::string& id) override { return inner_->open_commit(id); }
+  std::unique_ptr<TreeReader> open_commit(const std::string& id) override {
+    return inner_->open_commit(id);
+  }
   std::unique_ptr<TreeReader> open_branch(const std::string& branch) override {
     return inner_->open_branch(branch);
   }
-  std::unique_ptr<FileReader> open_commit_file(const std::string& id, const std::string& path) override {
+  std::unique_ptr<FileReader> open_commit_file(const std::string& id,
+                                               const std::string& path) override {
     return inner_->open_commit_file(id, path);
   }
-  std::unique_ptr<FileReader> open_branch_file(const std::string& branch, const std::string& path) override {
+  std::unique_ptr<FileReader> open_branch_file(const std::string& branch,
+                                               const std::string& path) override {
     return inner_->open_branch_file(branch, path);
   }
   bool has_commit_tree(const std::string& id) override { return inner_->has_commit_tree(id); }
-  bool has_branch_tree(const std::string& branch) override { return inner_->has_branch_tree(branch); }
+  bool has_branch_tree(const std::string& branch) override {
+    return inner_->has_branch_tree(branch);
+  }
   std::vector<std::string> list_commit_trees() override { return inner_->list_commit_trees(); }
   std::vector<std::string> list_branch_trees() override { return inner_->list_branch_trees(); }
 
   void create_branch_tree(const std::string& branch, const std::string& from) override {
     fault_point("create the working tree of",
-                from.empty() ? on_branch(branch) : fmt::format("{} from {}", on_branch(branch), of_commit(from)));
+                from.empty() ? on_branch(branch)
+                             : fmt::format("{} from {}", on_branch(branch), of_commit(from)));
     inner_->create_branch_tree(branch, from);
   }
   void delete_branch_tree(const std::string& branch) override {
@@ -103,13 +113,15 @@ class FaultBackend final : public Backend {
     inner_->delete_branch_tree(branch);
   }
   void reset_branch_tree(const std::string& branch, const std::string& id) override {
-    fault_point("reset the working tree of", fmt::format("{} to {}", on_branch(branch), of_commit(id)));
+    fault_point("reset the working tree of",
+                fmt::format("{} to {}", on_branch(branch), of_commit(id)));
     inner_->reset_branch_tree(branch, id);
   }
 
   std::unique_ptr<Staging> stage(const std::string& branch, StageKind kind) override {
-    fault_point("stage", fmt::format("{} for {}", kind == StageKind::kDir ? "a directory" : "a file",
-                                     on_branch(branch)));
+    fault_point("stage",
+                fmt::format("{} for {}", kind == StageKind::kDir ? "a directory" : "a file",
+                            on_branch(branch)));
     return std::make_unique<FaultStaging>(inner_->stage(branch, kind), branch);
   }
   StatsDelta publish(const std::string& branch, Staging& staged, const std::string& path,
@@ -131,7 +143,9 @@ class FaultBackend final : public Backend {
     inner_->snapshot(branch, id);
   }
   std::unique_ptr<WorkTree> work_tree(const std::string& base, const std::string& id) override {
-    fault_point("make the tree of", base.empty() ? of_commit(id) : fmt::format("{} from {}", of_commit(id), of_commit(base)));
+    fault_point(
+        "make the tree of",
+        base.empty() ? of_commit(id) : fmt::format("{} from {}", of_commit(id), of_commit(base)));
     return std::make_unique<FaultWorkTree>(inner_->work_tree(base, id), id);
   }
   void freeze(WorkTree& tree, const std::string& id) override {
