@@ -113,7 +113,9 @@ check_acknowledged() {
   pachctl log --json | jq -r '.[].id' | grep -qx "$C1" && ok || fail "$what: C1 left master's history"
 }
 
-# ---- put-file: a file larger than the space left
+# ---- put-file: a file larger than the space left. Its message names the
+# file and branch (it once said only "write object: No space left on device"
+# on the portable backend, and "write a received file: ..." on receive).
 head -c $((8 << 20)) /dev/urandom > "$LOCAL/big.bin"
 fill $((4 << 20))
 expect_no_space "put-file" '"master"|"big\.bin"' pachctl put-file big.bin "$LOCAL/big.bin"
