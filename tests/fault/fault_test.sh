@@ -224,6 +224,16 @@ run_op() {
     "damage: $DAMAGED$([ -z "$partial" ] || echo ", partly done: $PARTLY")"
 }
 
+# A plan that is not one aborts the process (SIGABRT: 134) with a message,
+# so that no test passes without the fault it asked for.
+export PFS_STORE=$T/plans
+pachctl init >/dev/null
+for plan in ENOSPC ENOSPC@ ENOSPC@0 ENOSPC@x @3 ENOENT@1 "ENOSPC@3 "; do
+  expect_status 134 env PFS_FAULT="$plan" "$PACHCTL" status
+  expect_contains "plan \"$plan\": the message" "is not a fault plan" "$ERR"
+done
+expect_status 0 env PFS_FAULT=EIO@1000 "$PACHCTL" status
+
 for op in ${FAULT_OPS:-put append offset put_r delete commit branch revert merge receive pull gc}; do
   run_op "$op"
 done
