@@ -1,3 +1,4 @@
+// fsutil.cc: errno-checked POSIX wrappers (fsutil.h).
 #include "fsutil.h"
 
 #include <dirent.h>
@@ -16,6 +17,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+
+#include "fault.h"
 
 namespace pfs::detail {
 
@@ -135,15 +138,30 @@ void fsync_dir(int dirfd) {
 }
 
 void write_file_atomic(int dirfd, const std::string& name, std::string_view data, bool durable) {
+  // Errors (and fault points, fault.h) name the file by its full path, not
+  // by its temporary name: the message then says which branch, commit or
+  // marker could not be written.
+  auto path = [&] { return fd_path(dirfd) + "/" + name; };
+  auto fault = [&](std::string_view op) {
+    if (faults_enabled()) fault_point(op, path());
+  };
   std::string tmp = ".tmp." + name + "." + random_hex(4);
   UniqueFd fd(::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (!fd) fail_errno(errno, "create " + tmp);
+  if (!fd) fail_errno(errno, "create a temporary file for " + path());
   try {
-    write_all(fd.get(), data.data(), data.size(), "write " + tmp);
-    if (durable && ::fsync(fd.get()) != 0) fail_errno(errno, "fsync " + tmp);
+    fault("write");
+    for (std::size_t done = 0; done < data.size();) {  // write_all, naming the path only on error
+      ssize_t w = ::write(fd.get(), data.data() + done, data.size() - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) fail_errno(errno, "write " + path());
+      done += static_cast<std::size_t>(w);
+    }
+    if (durable) fault("fsync");
+    if (durable && ::fsync(fd.get()) != 0) fail_errno(errno, "fsync " + path());
     fd.reset();
+    fault("rename into place");
     if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) != 0)
-      fail_errno(errno, "rename " + tmp);
+      fail_errno(errno, "rename into place " + path());
   } catch (...) {
     ::unlinkat(dirfd, tmp.c_str(), 0);
     throw;
