@@ -497,6 +497,7 @@ class Gen {
 
 }  // namespace
 
+// Gen stays whole in this file; the header sees it only as RequestGen::Impl.
 class RequestGen::Impl : public Gen {
  public:
   using Gen::Gen;
