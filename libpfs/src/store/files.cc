@@ -251,6 +251,10 @@ void add_local_dir(Staging& staged, int dirfd, const std::string& rel, const std
   }
 }
 
+std::string writing_what(const std::string& path, const std::string& branch) {
+  return fmt::format("writing \"{}\" on branch \"{}\"", path.empty() ? "." : path, branch);
+}
+
 }  // namespace
 
 Result<FileInfo> LocalStore::put_file(std::string_view branch, std::string_view path, Source& src,
@@ -273,9 +277,11 @@ Result<FileInfo> LocalStore::put_file(std::string_view branch, std::string_view 
     auto staged = backend_->stage(b, where.mode == Backend::Placement::Mode::kReplace
                                          ? Backend::StageKind::kFile
                                          : Backend::StageKind::kPart);
-    staged->add("", src);
-    staged->sync();
-    publish(b, *staged, p, where);
+    naming([&] { return writing_what(p, b); }, [&] {
+      staged->add("", src);
+      staged->sync();
+      publish(b, *staged, p, where);
+    });
     return stat_in(*backend_->open_branch(b), p, Ref::branch(b));
   });
 }
@@ -290,9 +296,11 @@ Result<PutDirResult> LocalStore::put_dir(std::string_view branch, std::string_vi
     UniqueFd dir = open_input_dir(local_dir);
     PutDirResult result;
     auto staged = backend_->stage(b, Backend::StageKind::kDir);
-    add_local_dir(*staged, dir.get(), "", p, result, local_dir.string());
-    staged->sync();
-    if (result.files > 0) publish(b, *staged, p, {});
+    naming([&] { return writing_what(p, b); }, [&] {
+      add_local_dir(*staged, dir.get(), "", p, result, local_dir.string());
+      staged->sync();
+      if (result.files > 0) publish(b, *staged, p, {});
+    });
     return result;
   });
 }
@@ -312,11 +320,14 @@ Result<PutDirResult> LocalStore::put_files(std::string_view branch, std::string_
       if (!src) break;
       std::string r = normalize_path(rel);
       normalize_path(p.empty() ? r : p + "/" + r);  // the whole path: its length, reserved names
-      result.bytes += staged->add(r, *src);
+      result.bytes += naming([&] { return writing_what(p.empty() ? r : p + "/" + r, b); },
+                             [&] { return staged->add(r, *src); });
       result.files += 1;
     }
-    staged->sync();
-    if (result.files > 0) publish(b, *staged, p, {});
+    naming([&] { return writing_what(p, b); }, [&] {
+      staged->sync();
+      if (result.files > 0) publish(b, *staged, p, {});
+    });
     return result;
   });
 }

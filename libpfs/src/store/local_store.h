@@ -28,6 +28,7 @@
 
 #include "backend.h"
 #include "commit_watch.h"
+#include "fail.h"
 #include "file_cache.h"
 #include "fsutil.h"
 #include "send_stream.h"
@@ -53,6 +54,20 @@ class FileLock {
  private:
   UniqueFd fd_;
 };
+
+// NOTE: an OS error deep in a write names a scratch or object file, or
+// nothing ("write object: No space left on device"); this puts in front of
+// an I/O error which file, branch or commit the write was for (what(),
+// called only then).
+template <class What, class Fn>
+decltype(auto) naming(What&& what, Fn&& fn) {
+  try {
+    return fn();
+  } catch (Fail& f) {
+    if (f.error.code == ErrorCode::kIo) f.error.message = what() + ": " + f.error.message;
+    throw;
+  }
+}
 
 class LocalStore final : public Client {
  public:

@@ -102,7 +102,9 @@ Result<ReceiveResult> LocalStore::receive(Source& in, const ReceiveOptions& opts
       auto base_tree = tree_of(base);  // the empty tree when there is no base
       auto work = backend_->work_tree(base, c.id);
       crash_point("receive.after-work-tree");
-      AppliedStream applied = apply_stream(reader, first, *base_tree, base_info.stats, *work);
+      AppliedStream applied = naming(
+          [&] { return replica ? "receiving commit " + c.id : fmt::format("receiving on branch \"{}\"", opts.branch); },
+          [&] { return apply_stream(reader, first, *base_tree, base_info.stats, *work); });
       if (replica && (applied.stats.files != c.stats.files || applied.stats.bytes != c.stats.bytes))
         failf(ErrorCode::kInvalidArgument,
               "the received tree holds {} files / {} bytes, but commit {} has {} / {}: the stream "
