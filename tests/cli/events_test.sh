@@ -24,10 +24,11 @@ expect_eq "timeout --json: no events" "0" "$(jq '.events | length' <<<"$OUT")"
 C0=$(jq -r .cursor <<<"$OUT")
 expect_eq "cursor of a branch without commits" "master:" "$C0"
 
-# A waiter started before a commit wakes with exactly that commit.
-pachctl wait-commit master --json >"$LOCAL/w1" 2>/dev/null &
+# A waiter started before a commit wakes with exactly that commit. It gets
+# the cursor from before, so that a slow start cannot make it miss it.
+pachctl wait-commit master --since "$C0" --json >"$LOCAL/w1" 2>/dev/null &
 W=$!; BG+=("$W")
-sleep 0.5  # the waiter is waiting (if it were not, the commit would still be reported: see --since)
+sleep 0.5  # most likely waiting by now; if not, --since still reports the commit
 echo a | pachctl put-file a
 A=$(pachctl commit -m first)
 wait "$W" && ok || fail "wait-commit did not exit 0"
@@ -86,7 +87,9 @@ expect_eq "and leaves the cursor" "dev:$F,master:$M" "$(jq -r .cursor <<<"$OUT")
 
 # A branch that does not exist yet is waited for: its creation (from
 # master's head) is the first event, its commits the next.
-pachctl wait-commit later --json >"$LOCAL/w2" 2>/dev/null &
+# (A cursor that does not name "later": whenever the waiter starts, the
+# branch is new to it.)
+pachctl wait-commit later --since "master:$M" --json >"$LOCAL/w2" 2>/dev/null &
 W=$!; BG+=("$W")
 sleep 0.3
 pachctl branch later >/dev/null

@@ -228,8 +228,13 @@ curl -s -o /dev/null "$H/commits/wait?branch=nothing-here&timeout_ms=20000" &
 W1=$!
 curl -s -o /dev/null "$H/commits/wait?branch=nothing-here&timeout_ms=20000" &
 W2=$!
-sleep 0.5
-HDRS=$(curl -s -D - -o "$LOCAL/busy.json" "$H/commits/wait?timeout_ms=0")
+# (Until both are waiting: asked again until the answer is a 503, or the
+# waiters' 20 s are over.)
+for _ in $(seq 100); do
+  HDRS=$(curl -s -D - -o "$LOCAL/busy.json" "$H/commits/wait?timeout_ms=0")
+  case "$(head -1 <<<"$HDRS")" in *" 503"*) break ;; esac
+  sleep 0.2
+done
 expect_contains "third waiter: 503" " 503" "$(head -1 <<<"$HDRS")"
 expect_contains "third waiter: Retry-After" "Retry-After: 1" "$HDRS"
 expect_eq "other requests still answered" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$H/branch")"
