@@ -13,6 +13,7 @@ if [ "${1:-}" = "--sanitize" ]; then
   BUILD=build-asan
   OPTS+=(-Db_sanitize=address,undefined -Db_lundef=false)
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+  export LSAN_OPTIONS=suppressions=$PWD/scripts/lsan.supp:print_suppressions=0
   export PFS_SANITIZE=1
 fi
 if [ -d "$BUILD" ]; then meson configure "$BUILD" "${OPTS[@]}" >/dev/null
