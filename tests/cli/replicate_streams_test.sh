@@ -49,73 +49,7 @@ on_exit() {
 trap on_exit EXIT
 trap 'exit 130' INT TERM
 
-fs_type() { stat -f -c %T "$1"; }
-[ "$(fs_type "$PFS_TEST_ROOT")" = btrfs ] && ok || fail "PFS_TEST_ROOT is not btrfs"
-[ "$(fs_type "$PFS_TEST_ROOT_PORTABLE")" != btrfs ] && ok || fail "PFS_TEST_ROOT_PORTABLE is btrfs"
-BT=$T                                                     # stores on btrfs
-PT=$(mktemp -d "$PFS_TEST_ROOT_PORTABLE/replicate.XXXXXX")  # stores on ext4
-dir_of() { case $1 in btrfs) echo "$BT" ;; portable) echo "$PT" ;; esac; }
-section() { echo "---- $* (${SECONDS}s; $CHECKS passed, $FAILS failed so far)" >&2; }
-
-# pf STORE ARGS...: pachctl on that store.
-pf() { local s=$1; shift; "$PACHCTL" --store "$s" "$@"; }
-new_store() { pf "$2" init --backend "$1" "$2" >/dev/null; }  # new_store BACKEND DIR
-# NOTE: jq holds numbers as doubles and time_ns needs more than 53 bits:
-# commits are compared as pachctl's JSON text, never through jq.
-commits_text() { pf "$1" --json list-commit --all; }
-# Branches without their creation times (those are each store's own).
-branches_text() { pf "$1" --json list-branch | jq -cS 'map(del(.created, .created_ns))'; }
-head_of() { pf "$1" --json list-branch | jq -r --arg b "$2" '.[] | select(.name == $b) | .head'; }
-commit_field() { pf "$1" --json inspect-commit "$2" | jq -r ".$3 // \"\""; }
-# id_by_message STORE MESSAGE: the commit with that message.
-id_by_message() {
-  pf "$1" --json list-commit --all | jq -r --arg m "$2" '[.[] | select(.message == $m)][0].id'
-}
-
-# extract STORE COMMIT DIR: the commit's files into the new directory DIR.
-extract() {
-  mkdir -p "$3"
-  pf "$1" get-file -c "$2" -r . "$3" 2>"$LOCAL/extract.err" ||
-    { fail "get-file -r of $2 in $1: $(cat "$LOCAL/extract.err")"; return 1; }
-}
-# Trees of source commits are extracted once (commits never change).
-CACHE=$LOCAL/cache
-src_tree() {  # src_tree STORE COMMIT: prints a directory with the commit's files
-  local d
-  d=$CACHE/$(echo "$1" | tr / _)/$2
-  [ -d "$d" ] || extract "$1" "$2" "$d" >/dev/null || true
-  echo "$d"
-}
-# same_dirs WHAT A B: diff -r, the differences in the failure message.
-same_dirs() {
-  if diff -r "$2" "$3" >"$LOCAL/diff.out" 2>&1; then ok
-  else fail "$1: trees differ: $(head -c 600 "$LOCAL/diff.out")"; fi
-}
-# same_files WHAT STORE1 COMMIT1 STORE2 COMMIT2: the two commits hold the same files.
-same_files() {
-  local got=$LOCAL/got.$RANDOM
-  extract "$4" "$5" "$got" || return 0
-  same_dirs "$1" "$(src_tree "$2" "$3")" "$got"
-  rm -rf "$got"
-}
-# fsck_clean STORE WHAT: no problems and no leftovers.
-fsck_clean() {
-  local out st=0
-  out=$(pf "$1" --json fsck 2>&1) || st=$?
-  expect_eq "$2: fsck exit" 0 "$st"
-  expect_eq "$2: fsck problems and leftovers" "true [] []" \
-    "$(jq -r '"\(.ok) \(.problems | tostring) \(.leftovers | tostring)"' <<<"$out" 2>/dev/null || echo "$out")"
-}
-# What a refused receive must leave as it was: the commits, the branches,
-# the store's files (but lock files, which any command may make), and the
-# directory around the store.
-state_of() {
-  commits_text "$1"
-  branches_text "$1"
-  (cd "$1" && find . -path ./locks -prune -o -print | sort)
-  ls -A "$(dirname "$1")"
-}
-
+source "$HERE/replicate_lib.sh"
 # ---- the history ----------------------------------------------------------------
 # Content is the same on every run and in both sources, so that the two
 # backends' results can be compared file for file and sizes are stable.
