@@ -15,6 +15,9 @@ PACKAGES=(
   util-linux                                # losetup, mount, setpriv
   iproute2                                  # ss: the HTTP tests check the listen backlog
   e2fsprogs                                 # mkfs.ext4: the portable backend is tested on ext4
+  runc                                      # jobs: the OCI runtime that runs their containers
+  podman                                    # jobs: the local image store images come from (never a registry)
+  busybox-static                            # jobs: the tests build their images from it, offline
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <pfs/jobs.h>
 #include <pfs/result.h>
 #include <pfs/types.h>
 
@@ -49,6 +50,11 @@ PFS_EXPORT void from_json(const nlohmann::json& j, ReceiveResult& v);
 PFS_EXPORT void from_json(const nlohmann::json& j, Error& v);
 PFS_EXPORT void from_json(const nlohmann::json& j, CommitEvent& v);
 PFS_EXPORT void from_json(const nlohmann::json& j, CommitEvents& v);
+// Jobs (pfs/jobs.h). A JobSpec's form is its descriptor (job_json()).
+PFS_EXPORT void to_json(nlohmann::json& j, const JobSpec& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, JobSpec& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const RunInfo& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, RunInfo& v);
 
 // "2026-11-24T19:02:28.123456789Z" for nanoseconds since the epoch.
 PFS_EXPORT std::string format_time_utc(std::int64_t ns);

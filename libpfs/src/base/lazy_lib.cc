@@ -23,4 +23,19 @@ void* LazyLib::symbol(const char* name) {
   return p;
 }
 
+LazyLib& curl_lib() {
+  static LazyLib lib("libcurl.so.4",
+                     "the HTTP client (pachctl --address, pfs::connect; jobs talk to containers with it)",
+                     "libcurl4");
+  return lib;
+}
+
+LazyLib& archive_lib() {
+  static LazyLib lib("libarchive.so.13",
+                     "reading and writing tar streams (put-file -r or get-file -r over HTTP, ?format=tar; "
+                     "container images)",
+                     "libarchive13");
+  return lib;
+}
+
 }  // namespace pfs::detail

@@ -9,7 +9,6 @@
 //
 // Use, in the .cc that calls the library (inside namespace pfs::detail, so
 // that an unqualified call finds the wrapper before the C function):
-//   LazyLib& curl_lib();                       // defined once, see below
 //   PFS_LAZY_FN(curl_lib, curl_easy_init)      // then curl_easy_init() as usual
 // The C functions are named only in decltype, so nothing links against the
 // library; a call that escaped a wrapper fails the link (-Wl,--no-undefined).
@@ -39,6 +38,11 @@ class LazyLib {
   void* handle_ = nullptr;
   std::string error_;
 };
+
+// The two libraries loaded this way: libcurl (the remote client, jobs'
+// requests to containers, S3) and libarchive (tar streams, images).
+LazyLib& curl_lib();
+LazyLib& archive_lib();
 
 }  // namespace pfs::detail
 

@@ -104,10 +104,10 @@ bool glob_segment_match(std::string_view pattern, std::string_view name) {
   return ::fnmatch(std::string(pattern).c_str(), std::string(name).c_str(), FNM_PERIOD) == 0;
 }
 
-void check_branch_name(std::string_view name) {
+void check_name(std::string_view name, std::string_view what) {
   auto bad = [&](std::string_view why) {
     failf(ErrorCode::kInvalidArgument,
-          "invalid branch name \"{}\": {} (use letters, digits, '.', '_' and '-')", name, why);
+          "invalid {} name \"{}\": {} (use letters, digits, '.', '_' and '-')", what, name, why);
   };
   if (name.empty()) bad("it is empty");
   if (name.size() > 100) bad("longer than 100 characters");
@@ -119,6 +119,8 @@ void check_branch_name(std::string_view name) {
     if (!ok) bad("it contains a character other than letters, digits, '.', '_' and '-'");
   }
 }
+
+void check_branch_name(std::string_view name) { check_name(name, "branch"); }
 
 bool is_hex(std::string_view s) {
   if (s.empty()) return false;

@@ -45,8 +45,10 @@ inline std::string path_join(const std::string& dir, const std::string& name) {
   return dir.empty() ? name : dir + "/" + name;
 }
 
-// Checks a branch name: 1-100 of [A-Za-z0-9._-], not starting with '.' or
-// '-', not containing "..". Throws kInvalidArgument.
+// Checks a name (of a branch, a job, ...): 1-100 of [A-Za-z0-9._-], not
+// starting with '.' or '-', not containing "..". Throws kInvalidArgument
+// saying "invalid <what> name ...".
+void check_name(std::string_view name, std::string_view what);
 void check_branch_name(std::string_view name);
 
 inline constexpr std::size_t kCommitIdLength = 32;

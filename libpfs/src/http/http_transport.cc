@@ -26,11 +26,6 @@
 
 namespace pfs::detail {
 
-// libcurl, loaded when the first remote client is made (lazy_lib.h).
-LazyLib& curl_lib() {
-  static LazyLib lib("libcurl.so.4", "the HTTP client (pachctl --address, pfs::connect)", "libcurl4");
-  return lib;
-}
 PFS_LAZY_FN(curl_lib, curl_easy_cleanup)
 PFS_LAZY_FN(curl_lib, curl_easy_getinfo)
 PFS_LAZY_FN(curl_lib, curl_easy_init)

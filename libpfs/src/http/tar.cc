@@ -10,12 +10,6 @@
 
 namespace pfs::detail {
 
-// libarchive, loaded when a tar stream is first made or read (lazy_lib.h).
-LazyLib& archive_lib() {
-  static LazyLib lib("libarchive.so.13", "a tar stream (put-file -r or get-file -r over HTTP, ?format=tar)",
-                     "libarchive13");
-  return lib;
-}
 PFS_LAZY_FN(archive_lib, archive_entry_pathname_utf8)
 PFS_LAZY_FN(archive_lib, archive_entry_set_pathname_utf8)
 PFS_LAZY_FN(archive_lib, archive_entry_filetype)

@@ -1,0 +1,245 @@
+// runner.cc: one run: its datums (the input's files at the commit), its
+// container, the map or reduce protocol of v0.8 over HTTP, and its output
+// moved onto branch _jobs in one step when, and only when, it succeeded.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "container_http.h"
+#include "engine.h"
+#include "fail.h"
+#include "names.h"
+
+namespace pfs::detail::jobs {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// One input file.
+struct Datum {
+  std::string name;  // relative to the input: the output file's name and the URL path
+  Ref ref;           // where it is read
+  std::string path;  // its path there
+  std::uint64_t size = 0;
+};
+
+std::string describe(const Answer& a, std::uint64_t max) {
+  if (a.too_big) return fmt::format("its answer was larger than {} bytes", max);
+  if (a.status == 0) return "no answer: " + a.error;
+  std::string body = a.error;
+  for (char& c : body)
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  return fmt::format("HTTP {}{}{}", a.status, body.empty() ? "" : ": ", body);
+}
+
+UniqueFd create_output(const fs::path& file) {
+  fs::create_directories(file.parent_path());
+  UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) fail_errno(errno, "create " + file.string());
+  return fd;
+}
+
+}  // namespace
+
+RunInfo LocalJobs::execute(RunInfo run) {
+  const JobSpec& spec = run.spec;
+  const auto started = std::chrono::steady_clock::now();
+  const auto deadline = started + opts_.run_timeout;
+  fs::path scratch = work_ / "runs" / fmt::format("{}.{}.{}", run.commit, run.job, run.attempt);
+  fs::path out_dir = scratch / "out";
+  Key key{run.commit, run.job};
+  auto publish = [&] {
+    std::lock_guard lk(mu_);
+    progress_[key] = run;
+  };
+  run.state = RunState::kRunning;
+  run.started_ns = now_ns();
+  try {
+    fs::remove_all(scratch);
+    fs::create_directories(out_dir);
+    write_record(run);
+    publish();
+
+    // ---- the datums
+    std::vector<Datum> datums;
+    Input in = parse_input(spec.input);
+    if (in.kind == Input::Kind::kS3) {
+      fail(ErrorCode::kUnsupported, "S3 inputs are not supported by this version of pfs yet");
+    } else if (in.kind == Input::Kind::kJob) {
+      std::string base = fmt::format("out/{}/{}", run.commit, in.path);
+      ListOptions lo;
+      lo.recursive = true;
+      auto l = store_.list_files(Ref::branch(kJobsBranch), base, lo);
+      if (l) {
+        for (const auto& f : *l)
+          if (f.type == FileInfo::Type::kFile)
+            datums.push_back({f.path.substr(base.size() + 1), Ref::branch(kJobsBranch), f.path, f.size});
+      } else if (l.error().code != ErrorCode::kNotFound) {
+        throw Fail{std::move(l).error()};
+      }
+    } else {
+      Ref ref = Ref::commit(run.commit);
+      auto st = store_.stat_file(ref, in.path);
+      if (!st) {
+        if (st.error().code == ErrorCode::kNotFound)
+          failf(ErrorCode::kNotFound, "its input \"{}\" does not exist in commit {}", spec.input, run.commit);
+        throw Fail{std::move(st).error()};
+      }
+      if (st->type == FileInfo::Type::kFile) {
+        datums.push_back({path_base(in.path), ref, in.path, st->size});
+      } else {
+        // Every file below the input directory, at any depth (v0.8 read
+        // only the top level): its output file has the same relative path.
+        ListOptions lo;
+        lo.recursive = true;
+        for (const auto& f : unwrap(store_.list_files(ref, in.path, lo)))
+          if (f.type == FileInfo::Type::kFile)
+            datums.push_back({in.path.empty() ? f.path : f.path.substr(in.path.size() + 1), ref, f.path, f.size});
+      }
+    }
+    if (spec.limit && datums.size() > spec.limit) datums.resize(spec.limit);
+    run.datums_total = spec.type == JobType::kMap ? datums.size() : 1;
+    publish();
+
+    // ---- the container
+    Image image = images_->get(spec.image);
+    ContainerSpec cs;
+    cs.image = image;
+    cs.command = spec.command;
+    cs.memory = spec.memory ? spec.memory : opts_.default_memory;
+    cs.cpu_shares = spec.cpu_shares;
+    cs.pids = opts_.pids_limit;
+    cs.max_log_bytes = opts_.max_log_bytes;
+    cs.log_file = scratch / "log";
+    auto container = runtime_->start(cs);
+    auto stopped = [&](const std::string& what) {
+      failf(ErrorCode::kIo, "{}: the container stopped ({}); its last output: {}", what, container->why_stopped(),
+            container->log_tail(400));
+    };
+    {
+      ContainerHttp probe(container->net_fd());
+      auto until = std::chrono::steady_clock::now() + opts_.start_timeout;
+      for (int i = 0;; i++) {
+        if (probe.listening()) break;
+        if (!container->running()) stopped("its web server never listened on port 80");
+        if (std::chrono::steady_clock::now() > until)
+          failf(ErrorCode::kIo,
+                "nothing listened on port 80 in the container within {} s (does \"command\" start a web "
+                "server on port 80?); its output: {}",
+                opts_.start_timeout.count(), container->log_tail(400));
+        std::this_thread::sleep_for(std::chrono::milliseconds(i < 50 ? 2 : 20));
+      }
+    }
+    const auto timeout = std::chrono::seconds(spec.timeout ? spec.timeout : opts_.default_timeout);
+    constexpr std::uint64_t kMaxAnswer = std::uint64_t{1} << 40;
+    auto left = [&] {
+      auto l = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      return std::max(std::chrono::milliseconds(1), std::min<std::chrono::milliseconds>(l, timeout));
+    };
+
+    if (spec.type == JobType::kMap) {
+      // ---- map: each file POSTed to /<name>; the answer is the output file
+      std::size_t parallel = spec.parallel ? spec.parallel : opts_.default_parallel;
+      parallel = std::max<std::size_t>(1, std::min(parallel, datums.size()));
+      std::atomic<std::size_t> next{0};
+      std::atomic<bool> failed{false};
+      std::mutex err_mu;
+      std::string error;
+      std::uint64_t done = 0, bytes = 0;
+      auto fail_run = [&](std::string why) {
+        std::lock_guard lk(err_mu);
+        if (!failed.exchange(true)) error = std::move(why);
+      };
+      auto work = [&] {
+        try {
+          ContainerHttp http(container->net_fd());
+          for (;;) {
+            std::size_t i = next++;
+            if (i >= datums.size() || failed) return;
+            const Datum& d = datums[i];
+            if (std::chrono::steady_clock::now() > deadline)
+              return fail_run(fmt::format("the run took longer than {} s (the engine's limit per run)",
+                                          opts_.run_timeout.count()));
+            auto fh = unwrap(store_.open_file(d.ref, d.path));
+            UniqueFd out = create_output(out_dir / d.name);
+            Answer a;
+            for (std::uint32_t t = 1; t <= opts_.tries; t++) {
+              a = http.post("/" + d.name, *fh, d.size, out.get(), kMaxAnswer, left());
+              if (a.ok() || failed) break;
+              if (!container->running()) break;
+              std::this_thread::sleep_for(std::chrono::milliseconds(100 * t));
+            }
+            if (!a.ok()) {
+              if (!container->running())
+                return fail_run(fmt::format("file {}: the container stopped ({}); its last output: {}", d.name,
+                                            container->why_stopped(), container->log_tail(400)));
+              return fail_run(fmt::format("file {}: {} (after {} tries)", d.name, describe(a, kMaxAnswer), opts_.tries));
+            }
+            std::lock_guard lk(mu_);
+            run.datums_done = ++done;
+            bytes += a.bytes;
+            progress_[key] = run;
+          }
+        } catch (Fail& f) {
+          fail_run(f.error.message);
+        }
+      };
+      std::vector<std::thread> threads;
+      for (std::size_t t = 1; t < parallel; t++) threads.emplace_back(work);
+      work();
+      for (auto& t : threads) t.join();
+      if (failed) {
+        run.datums_failed = 1;
+        fail(ErrorCode::kIo, error);
+      }
+      run.output = {done, bytes};
+    } else {
+      // ---- reduce: the whole input in one POST to /<input>; the answer is
+      // one file named after the job
+      std::vector<Part> parts;
+      for (const auto& d : datums) parts.push_back({d.name, unwrap(store_.open_file(d.ref, d.path)), d.size});
+      std::string url = spec.input;
+      while (!url.empty() && url.front() == '/') url.erase(0, 1);
+      UniqueFd out = create_output(out_dir / run.job);
+      ContainerHttp http(container->net_fd());
+      Answer a;
+      for (std::uint32_t t = 1; t <= opts_.tries; t++) {
+        if (parts.size() == 1)
+          a = http.post("/" + url, *parts[0].file, parts[0].size, out.get(), kMaxAnswer, left());
+        else
+          a = http.post_multipart("/" + url, parts, out.get(), kMaxAnswer, left());
+        if (a.ok() || !container->running()) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100 * t));
+      }
+      if (!a.ok()) {
+        run.datums_failed = 1;
+        if (!container->running()) stopped(fmt::format("the reduce of {} files", parts.size()));
+        failf(ErrorCode::kIo, "the reduce of {} files: {} (after {} tries)", parts.size(), describe(a, kMaxAnswer),
+              opts_.tries);
+      }
+      run.datums_done = 1;
+      run.output = {1, a.bytes};
+    }
+    container.reset();  // stopped and removed before the output is published
+
+    // ---- the output, all at once
+    if (run.output.files > 0)
+      unwrap(store_.put_dir(kJobsBranch, fmt::format("out/{}/{}", run.commit, run.job), out_dir));
+    run.state = RunState::kSuccess;
+  } catch (Fail& f) {
+    run.state = RunState::kFailure;
+    run.reason = f.error.message;
+  } catch (const std::exception& e) {
+    run.state = RunState::kFailure;
+    run.reason = std::string("internal error: ") + e.what();
+  }
+  run.finished_ns = now_ns();
+  return run;
+}
+
+}  // namespace pfs::detail::jobs
