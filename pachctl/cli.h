@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <pfs/client.h>
+#include <pfs/jobs.h>
 #include <pfs/remote.h>
 #include <pfs/json.h>
 #include <CLI/CLI.hpp>
@@ -33,6 +34,10 @@ class Context {
   // The client for the chosen store; on failure prints the error and
   // returns nullptr (the command then returns status()).
   pfs::Client* client();
+  // The jobs of that store: a server's (--address), or an engine here over
+  // the local store (it runs jobs only as root, and only while no server
+  // runs this store's jobs). nullptr after printing the error.
+  pfs::Jobs* jobs();
   // The other end of clone, push or pull: a server's URL or a store's
   // directory (which must hold a store). nullptr after printing the error.
   std::unique_ptr<pfs::Client> open_end(const std::string& where);
@@ -53,6 +58,7 @@ class Context {
 
  private:
   std::unique_ptr<pfs::Client> client_;
+  std::unique_ptr<pfs::Jobs> jobs_;  // after client_: destroyed first, it may use it
   int status_ = 0;
 };
 
@@ -69,6 +75,15 @@ void setup_commit_commands(CLI::App& app, Context& ctx);
 void setup_branch_commands(CLI::App& app, Context& ctx);
 void setup_serve_command(CLI::App& app, Context& ctx);
 void setup_wait_commands(CLI::App& app, Context& ctx);
+void setup_job_commands(CLI::App& app, Context& ctx);
+
+// Jobs (cmd_jobs.cc): waits until every run of `commit` has ended, showing
+// progress on a terminal, then prints how each ended (on stderr); the exit
+// status is 0 when all succeeded, 5 otherwise.
+// With `only`, only those jobs' runs count.
+int wait_for_runs(pfs::Jobs& j, const std::string& commit, Context& ctx,
+                  const std::vector<std::string>& only = {});
+void print_runs(const std::vector<pfs::RunInfo>& runs, Context& ctx);
 
 // list-commit --follow: a cursor for "now" (taken before the history is
 // printed, so nothing falls between), then the commits after it as they

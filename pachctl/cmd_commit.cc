@@ -22,6 +22,7 @@ void print_commit(const pfs::CommitInfo& c) {
 
 struct CommitOptions {
   std::string branch = "master", message;
+  bool run = false, detach = false;
 };
 
 struct LogOptions {
@@ -148,9 +149,35 @@ void setup_commit_commands(CLI::App& app, Context& ctx) {
       ->capture_default_str()
       ->type_name("BRANCH");
   s->add_option("-m,--message", co->message, "A message describing the commit");
-  s->footer(footer({"pachctl commit -m \"January data\"", "pachctl commit -b dev"},
-                   "0 success; 2 invalid branch name; 3 branch not found."));
+  s->add_flag("--run", co->run,
+              "Run the commit's jobs (job/*) and wait for them; exit 5 if one does not succeed");
+  s->add_flag("-d,--detach", co->detach, "With --run: do not wait for the runs (with --address only)");
+  s->footer(footer({"pachctl commit -m \"January data\"", "pachctl commit -b dev",
+                    "pachctl commit --run", "C=$(pachctl --address http://127.0.0.1:8080 commit --run --detach)"},
+                   "0 success; 2 invalid branch name; 3 branch not found; with --run: 5 a run did not succeed, "
+                   "6 another process runs this store's jobs (use --address), 10 jobs cannot run here (not "
+                   "root, or runc missing)."));
   add_runner(s, [co, &ctx]() -> int {
+    if (co->detach && (!co->run || ctx.address().empty()))
+      return ctx.fail(pfs::ErrorCode::kInvalidArgument,
+                      "--detach goes with --run and a server (--address): a local run ends with this process");
+    if (co->run) {
+      auto* j = ctx.jobs();
+      if (!j) return ctx.status();
+      auto r = j->commit_and_run(co->branch, co->message);
+      if (!r) return ctx.fail(r.error());
+      if (!ctx.globals.json) {
+        fmt::print("{}\n", r->id);
+        std::fflush(stdout);
+      }
+      int st = co->detach ? 0 : wait_for_runs(*j, r->id, ctx);
+      if (ctx.globals.json) {
+        nlohmann::json out = *r;
+        if (auto runs = j->list_runs(r->id)) out["runs"] = *runs;
+        ctx.print_json(out);
+      }
+      return st;
+    }
     auto* c = ctx.client();
     if (!c) return ctx.status();
     auto r = c->commit(co->branch, co->message);

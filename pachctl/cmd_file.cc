@@ -84,13 +84,32 @@ int run_put(const PutOptions& o, Context& ctx) {
 }
 
 struct GetOptions {
-  std::string commit, branch, out, path, local_dir;
+  std::string commit, branch, out, path, local_dir, job;
   bool recursive = false;
   std::uint64_t offset = 0;
   std::optional<std::uint64_t> length;
 };
 
+// --job NAME -c COMMIT: what the job computed from that commit.
+bool check_job_read(const std::string& job, const std::string& commit, const std::string& branch,
+                    Context& ctx) {
+  if (job.empty()) return true;
+  if (commit.empty() || !branch.empty()) {
+    ctx.fail(pfs::ErrorCode::kInvalidArgument,
+             fmt::format("--job reads a job's output at a commit: add -c COMMIT (e.g. pachctl get-file "
+                         "--job {} -c master PATH)",
+                         job));
+    return false;
+  }
+  return true;
+}
+
 int run_get(const GetOptions& o, Context& ctx) {
+  if (!check_job_read(o.job, o.commit, o.branch, ctx)) return ctx.status();
+  if (!o.job.empty() && (o.recursive || o.offset || o.length))
+    return ctx.fail(pfs::ErrorCode::kInvalidArgument, "--job reads whole files: drop -r, --offset and --length");
+  pfs::Jobs* j = o.job.empty() ? nullptr : ctx.jobs();
+  if (!o.job.empty() && !j) return ctx.status();
   auto* c = ctx.client();
   if (!c) return ctx.status();
   if (o.recursive) {
@@ -129,7 +148,8 @@ int run_get(const GetOptions& o, Context& ctx) {
   pfs::ReadRange range;
   range.offset = o.offset;
   range.length = o.length;
-  auto r = c->get_file(read_ref(o.commit, o.branch), o.path, *sink, range);
+  auto r = j ? j->get_output(o.commit, o.job, o.path, *sink)
+             : c->get_file(read_ref(o.commit, o.branch), o.path, *sink, range);
   if (!tmp.empty()) {
     int err = 0;
     if (r && ::fsync(fd) != 0) err = errno;
@@ -158,16 +178,26 @@ int run_delete(const DeleteOptions& o, Context& ctx) {
 }
 
 struct ListOptions {
-  std::string commit, branch, path;
+  std::string commit, branch, path, job;
   bool recursive = false;
 };
 
 int run_list(const ListOptions& o, Context& ctx) {
-  auto* c = ctx.client();
-  if (!c) return ctx.status();
-  pfs::ListOptions opts;
-  opts.recursive = o.recursive;
-  auto r = c->list_files(read_ref(o.commit, o.branch), o.path, opts);
+  if (!check_job_read(o.job, o.commit, o.branch, ctx)) return ctx.status();
+  pfs::Result<std::vector<pfs::FileInfo>> r = std::vector<pfs::FileInfo>{};
+  if (!o.job.empty()) {
+    auto* j = ctx.jobs();
+    if (!j) return ctx.status();
+    pfs::OutputOptions oo;
+    oo.recursive = o.recursive;
+    r = j->list_output(o.commit, o.job, o.path, oo);
+  } else {
+    auto* c = ctx.client();
+    if (!c) return ctx.status();
+    pfs::ListOptions opts;
+    opts.recursive = o.recursive;
+    r = c->list_files(read_ref(o.commit, o.branch), o.path, opts);
+  }
   if (!r) return ctx.fail(r.error());
   if (ctx.globals.json) {
     ctx.print_json(*r);
@@ -235,6 +265,7 @@ void setup_file_commands(CLI::App& app, Context& ctx) {
   s->add_option("--length", get->length, "Read at most this many bytes (default: to the end)")
       ->type_name("BYTES")
       ->check(bytes_check());
+  s->add_option("--job", get->job, "Read the output of this job at the commit -c names")->type_name("NAME");
   s->add_flag("-r,--recursive", get->recursive,
               "PATH is a directory: copy all of it into the new or empty local directory DIR");
   s->add_option("PATH", get->path, "The file's path (with -r: a directory, \".\" for the root)")
@@ -244,11 +275,12 @@ void setup_file_commands(CLI::App& app, Context& ctx) {
       {"pachctl get-file data/sales.csv", "pachctl get-file -c 3f2a9c1d data/sales.csv > old.csv",
        "pachctl get-file -b dev -o hello.txt notes/hello.txt",
        "pachctl get-file --offset 1048576 --length 4096 data/big.bin | xxd",
-       "pachctl get-file -c 3f2a9c1d -r . ./restore"},
+       "pachctl get-file -c 3f2a9c1d -r . ./restore", "pachctl get-file --job upper -c 3f2a9c1d a.txt"},
       "0 success; 2 invalid path, PATH is a directory (without -r) or a file (with -r), DIR "
       "not empty, -c with -b, --offset past the end; 3 commit, branch or file not found, or "
       "OUT's directory missing; 7 OUT or DIR not writable; 8 the store is damaged (run pachctl "
-      "fsck); 9 I/O error."));
+      "fsck); 9 I/O error. With --job: 3 no such run, or no such file in its output; 5 the run failed or "
+      "was skipped (the message says why); 6 still running after a minute."));
   add_runner(s, [get, &ctx] { return run_get(*get, ctx); });
 
   auto del = std::make_shared<DeleteOptions>();
@@ -265,14 +297,17 @@ void setup_file_commands(CLI::App& app, Context& ctx) {
   s = app.add_subcommand("list-file", "List a directory, a file, or the paths a glob matches");
   add_read_options(s, list->commit, list->branch);
   s->add_flag("-R,--recursive", list->recursive, "List everything below the directory");
+  s->add_option("--job", list->job, "List the output of this job at the commit -c names")->type_name("NAME");
   s->add_option(
       "PATH", list->path,
       "A directory (default: the root), a file, or a glob such as 'data/*.csv' or '**/*.json'");
   s->footer(
       footer({"pachctl list-file", "pachctl list-file -R data",
-              "pachctl list-file -c 3f2a9c1d 'data/*.csv'", "pachctl list-file '**/*.json' --json"},
+              "pachctl list-file -c 3f2a9c1d 'data/*.csv'", "pachctl list-file '**/*.json' --json",
+              "pachctl list-file --job upper -c 3f2a9c1d"},
              "0 success (also when a glob matches nothing); 2 invalid path, -c with -b; "
-             "3 commit, branch or path not found."));
+             "3 commit, branch or path not found. With --job: 3 no such run; 5 the run failed or was "
+             "skipped; 6 still running after a minute."));
   add_runner(s, [list, &ctx] { return run_list(*list, ctx); });
 }
 

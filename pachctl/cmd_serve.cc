@@ -31,6 +31,9 @@ struct ServeOptions {
   std::string max_upload = "0";
   bool insecure = false;
   bool quiet = false;
+  // jobs
+  std::string image_engine = "podman", runtime = "runc", jobs_dir;
+  std::size_t max_runs = 2;
 };
 
 std::chrono::milliseconds millis(double seconds) {
@@ -126,6 +129,18 @@ int run_serve(const ServeOptions& o, Context& ctx) {
   if (!store) return ctx.fail(store.error());
   auto info = (*store)->info();
   if (!info) return ctx.fail(info.error());
+  // The job engine, over the same store (the server owns both).
+  pfs::JobsOptions jopts;
+  jopts.image_engine = o.image_engine;
+  jopts.runtime = o.runtime;
+  jopts.work_dir = o.jobs_dir;
+  jopts.max_runs = o.max_runs;
+  jopts.log = [](std::string_view line) {
+    fmt::print(stderr, "pachctl serve: jobs: {}\n", line);
+    std::fflush(stderr);
+  };
+  auto jobs = pfs::open_jobs(**store, jopts);
+  if (!jobs) return ctx.fail(jobs.error());
 
   // SIGTERM and SIGINT are taken by a thread of their own (blocked in all
   // others, which inherit this mask): it stops the server, which finishes
@@ -137,7 +152,7 @@ int run_serve(const ServeOptions& o, Context& ctx) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   ::signal(SIGPIPE, SIG_IGN);  // a client that goes away is an error on its socket, not our end
 
-  auto server = pfs::Server::create(std::move(*store), opts);
+  auto server = pfs::Server::create(std::move(*store), opts, std::move(*jobs));
   if (!server) return ctx.fail(server.error());
   pfs::Server* srv = server->get();
   auto done = std::make_shared<std::atomic<bool>>(false);
@@ -207,6 +222,17 @@ void setup_serve_command(CLI::App& app, Context& ctx) {
                 "Refuse request bodies larger than this (413), e.g. 10G; 0: no limit (default)")
       ->type_name("SIZE");
   s->add_flag("-q,--quiet", o->quiet, "No log line per request");
+  s->add_option("--image-engine", o->image_engine,
+                "Where jobs' images come from: podman (default), docker, or none (only "
+                "oci-archive:/docker-archive: references)")
+      ->check(CLI::IsMember({"podman", "docker", "none"}));
+  s->add_option("--runtime", o->runtime, "The OCI runtime that runs jobs' containers (default runc)")
+      ->type_name("PROGRAM");
+  s->add_option("--max-runs", o->max_runs, "Runs of jobs at the same time (default 2)")->check(CLI::Range(1, 256));
+  s->add_option("--jobs-dir", o->jobs_dir,
+                "Scratch space of jobs: unpacked images, bundles, outputs in progress (default: "
+                "STORE/jobs)")
+      ->type_name("DIR");
   s->footer(footer({"pachctl serve", "pachctl --store /mnt/btrfs/store serve --listen :9000",
                     "pachctl serve --listen 0.0.0.0:8080 --token-file /etc/pfs/token",
                     "curl -XPOST 'http://127.0.0.1:8080/file/a.txt?branch=master' -T a.txt"},

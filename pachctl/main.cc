@@ -120,6 +120,30 @@ pfs::Client* Context::client() {
   return client_.get();
 }
 
+pfs::Jobs* Context::jobs() {
+  if (jobs_) return jobs_.get();
+  if (std::string addr = address(); !addr.empty()) {
+    pfs::RemoteOptions opts;
+    if (!token(opts.token)) return nullptr;
+    auto j = pfs::connect_jobs(addr, opts);
+    if (!j) {
+      fail(j.error());
+      return nullptr;
+    }
+    jobs_ = std::move(*j);
+    return jobs_.get();
+  }
+  auto* c = client();
+  if (!c) return nullptr;
+  auto j = pfs::open_jobs(*c);
+  if (!j) {
+    fail(j.error());
+    return nullptr;
+  }
+  jobs_ = std::move(*j);
+  return jobs_.get();
+}
+
 bool Context::token(std::string& out) {
   if (!globals.token_file.empty()) {
     if (!read_token_file(globals.token_file, out)) {
@@ -265,6 +289,7 @@ int main(int argc, char** argv) {
   setup_branch_commands(app, ctx);
   setup_serve_command(app, ctx);
   setup_wait_commands(app, ctx);
+  setup_job_commands(app, ctx);
   setup_replication_commands(app, ctx);
 
   auto* help = app.add_subcommand("help", "Show the help of pachctl or of one command");

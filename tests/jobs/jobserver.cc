@@ -16,6 +16,7 @@
 //             root:<writable|read-only> tmp:<writable|read-only>"; the
 //             request path names the port on the host to try
 //   echo-path answers the request's path (as received, still encoded)
+//   slow      waits 2 s, then works as upper
 //
 // One process per connection (fork), keep-alive, Content-Length bodies only.
 #include <arpa/inet.h>
@@ -149,6 +150,7 @@ void serve(int fd) {
       full += rest;
     }
     if (mode == "crash") _exit(3);
+    if (mode == "slow") sleep(2);
     if (mode == "hang") {
       for (;;) pause();
     }
@@ -178,6 +180,7 @@ void serve(int fd) {
       answer(fd, 200, path + "\n");
       continue;
     }
+    // upper (and flood, slow)
     for (char& c : full) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     answer(fd, 200, full);
   }

@@ -199,12 +199,15 @@ struct JobsOptions {
   std::function<void(std::string_view line)> log;
 };
 
-// The engine over `store` (which must outlive it). It takes the store's
-// job lock: one engine per store at a time. Runs that a previous engine
-// left queued or running (it was killed) are marked failed ("interrupted";
-// `rerun` completes them), and containers it left are removed.
-// Errors: kBusy (another process runs jobs on this store: use its server),
-// kUnsupported (not root, or no runtime: says what to install).
+// The engine over `store` (which must outlive it). To run jobs it takes
+// the store's job lock (one engine per store at a time) and needs root and
+// the OCI runtime; without them it still defines jobs and reads runs, logs
+// and outputs, and commit_and_run/rerun fail with the reason (kBusy:
+// another process, e.g. a server, runs this store's jobs: send it the
+// commit; kUnsupported: not root, or no runtime: says what to install).
+// Runs that a previous engine left queued or running (it was killed) are
+// marked failed ("interrupted"; `rerun` completes them), and containers it
+// left are removed. Errors: those of the store.
 PFS_EXPORT Result<std::unique_ptr<Jobs>> open_jobs(Client& store, JobsOptions options = {});
 
 }  // namespace pfs

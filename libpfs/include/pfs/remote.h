@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include <pfs/client.h>
+#include <pfs/jobs.h>
 #include <pfs/result.h>
 
 namespace pfs {
@@ -42,5 +43,10 @@ struct RemoteOptions {
 // path prefix). Checks that the server answers (GET /health). Errors:
 // kInvalidArgument (bad URL), kIo (no answer), kPermissionDenied (token).
 PFS_EXPORT Result<std::unique_ptr<Client>> connect(std::string_view url, const RemoteOptions& options = {});
+
+// The jobs of the server at `url` (pfs/jobs.h), over its job routes: the
+// same calls, results and errors as the engine that runs there. Asks
+// nothing until the first call. Errors: kInvalidArgument (bad URL).
+PFS_EXPORT Result<std::unique_ptr<Jobs>> connect_jobs(std::string_view url, const RemoteOptions& options = {});
 
 }  // namespace pfs

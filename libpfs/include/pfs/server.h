@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include <pfs/client.h>
+#include <pfs/jobs.h>
 #include <pfs/result.h>
 
 namespace pfs {
@@ -59,11 +60,13 @@ struct ServerOptions {
 class PFS_EXPORT Server {
  public:
   // Binds to options.host:options.port and serves `store`, which the server
-  // owns. Errors: kInvalidArgument (bad host; a non-loopback host without a
+  // owns, and with `jobs` (an engine over that store, open_jobs()) the job
+  // routes; without, they answer 501. Errors: kInvalidArgument (bad host; a non-loopback host without a
   // token or `insecure`; a token shorter than kMinTokenLength), kBusy
   // (address in use), kPermissionDenied (a privileged port).
   static Result<std::unique_ptr<Server>> create(std::unique_ptr<Client> store,
-                                                ServerOptions options);
+                                                ServerOptions options,
+                                                std::unique_ptr<Jobs> jobs = nullptr);
   virtual ~Server() = default;
   // The port it listens on (the chosen one when options.port was 0).
   virtual int port() const = 0;

@@ -91,6 +91,31 @@ const RouteSpec kRoutes[] = {
     {"POST", "/gc", routes::gc},
 };
 
+struct JobRouteSpec {
+  const char* method;
+  const char* pattern;
+  routes::JobHandler handler;
+};
+
+// The routes of jobs (routes_jobs.cc), matched before kRoutes: POST
+// /commit runs the jobs with ?run, and makes a plain commit otherwise.
+const JobRouteSpec kJobRoutes[] = {
+    {"POST", "/commit", routes::commit_maybe_run},
+    {"GET", "/job", routes::list_jobs},
+    {"POST", "/job/{seg}", routes::create_job},
+    {"PUT", "/job/{seg}", routes::create_job},
+    {"GET", "/job/{seg}", routes::inspect_job},
+    {"DELETE", "/job/{seg}", routes::delete_job},
+    {"GET", "/job/{seg}/file/{rest}", routes::job_file},
+    {"GET", "/job/{seg}/list/{rest}", routes::job_list},
+    {"GET", "/job/{seg}/list", routes::job_list},
+    {"GET", "/runs", routes::list_runs},
+    {"GET", "/runs/{seg}", routes::list_runs},
+    {"GET", "/runs/{seg}/{seg}", routes::inspect_run},
+    {"GET", "/runs/{seg}/{seg}/log", routes::run_log},
+    {"POST", "/runs/{seg}/rerun", routes::rerun},
+};
+
 // ---- the router: literal pieces, "{seg}" (one non-empty segment) and
 // "{rest}" (everything after, possibly empty), e.g. "/branch/{seg}/head".
 class Router {
@@ -145,8 +170,9 @@ class Router {
 
 class HttpServer final : public Server {
  public:
-  HttpServer(std::unique_ptr<Client> store, ServerOptions opts)
-      : store_(std::move(store)), opts_(std::move(opts)) {
+  HttpServer(std::unique_ptr<Client> store, ServerOptions opts, std::unique_ptr<Jobs> jobs)
+      : store_(std::move(store)), jobs_(std::move(jobs)), opts_(std::move(opts)) {
+    for (const JobRouteSpec& r : kJobRoutes) add_job_route(r);
     for (const RouteSpec& r : kRoutes) add_route(r);
     // Commit events: their handler also needs the server's wait gate.
     gate_.max_waiting = std::max<std::size_t>(opts_.threads / 2, 1);
@@ -200,6 +226,22 @@ class HttpServer final : public Server {
                 std::move(quick));
   }
 
+  void add_job_route(const JobRouteSpec& r) {
+    router_.add(r.method, r.pattern, [this, fn = r.handler](Request& req, Response& res) {
+      try {
+        if (!jobs_) {
+          // A plain commit needs no engine.
+          if (req.method == "POST" && req.path == "/commit" && !req.has("run"))
+            return routes::create_commit(*store_, req, res);
+          return res.error(501, "unsupported", "this server runs no jobs (it was started without a job engine)");
+        }
+        fn(*store_, *jobs_, req, res);
+      } catch (Fail& f) {
+        res.error(f.error);
+      }
+    });
+  }
+
   // Whether the request carries the token (or needs none); a 401 when not.
   bool authorized(const Request& req, Response& res) const {
     if (opts_.token.empty()) return true;
@@ -218,6 +260,7 @@ class HttpServer final : public Server {
   }
 
   std::unique_ptr<Client> store_;
+  std::unique_ptr<Jobs> jobs_;  // after store_: destroyed first, it uses the store
   ServerOptions opts_;
   routes::WaitGate gate_;
   Router router_;
@@ -227,7 +270,8 @@ class HttpServer final : public Server {
 }  // namespace
 }  // namespace detail
 
-Result<std::unique_ptr<Server>> Server::create(std::unique_ptr<Client> store, ServerOptions options) {
+Result<std::unique_ptr<Server>> Server::create(std::unique_ptr<Client> store, ServerOptions options,
+                                              std::unique_ptr<Jobs> jobs) {
   if (options.token.empty() && !options.insecure && !detail::http::is_loopback_host(options.host))
     return Error{ErrorCode::kInvalidArgument,
                  fmt::format("refusing to serve {} without a token: anyone who can reach it could read and "
@@ -238,7 +282,7 @@ Result<std::unique_ptr<Server>> Server::create(std::unique_ptr<Client> store, Se
     return Error{ErrorCode::kInvalidArgument,
                  fmt::format("the token is {} characters long; use at least {} (e.g. openssl rand -hex 32)",
                              options.token.size(), kMinTokenLength)};
-  auto s = std::make_unique<detail::HttpServer>(std::move(store), std::move(options));
+  auto s = std::make_unique<detail::HttpServer>(std::move(store), std::move(options), std::move(jobs));
   if (auto r = s->bind(); !r) return std::move(r).error();
   return std::unique_ptr<Server>(std::move(s));
 }

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include <pfs/client.h>
+#include <pfs/jobs.h>
 #include <pfs/json.h>
 #include <pfs/result.h>
 
@@ -63,6 +64,11 @@ inline std::uint64_t number(const Request& req, const char* key) {
   return std::stoull(v);
 }
 
+// Where a read looks: ?branch= (working state), ?commit= (a commit, or a
+// branch's head), ?ref= (either, as Ref::any); master's working state when
+// none is given. (routes_files.cc)
+Ref read_ref(const Request& req);
+
 // The branch a write goes to: ?branch=, master when none is given.
 inline std::string write_branch(const Request& req) { return req.param("branch", "master"); }
 
@@ -101,6 +107,21 @@ void set_branch_head(Client& c, const Request& req, Response& res);
 void fsck_check(Client& c, const Request& req, Response& res);
 void fsck_run(Client& c, const Request& req, Response& res);
 void gc(Client& c, const Request& req, Response& res);
+
+// ---- jobs (routes_jobs.cc): their handlers also get the server's engine.
+
+using JobHandler = void (*)(Client& c, Jobs& j, const Request& req, Response& res);
+void commit_maybe_run(Client& c, Jobs& j, const Request& req, Response& res);  // POST /commit[?run]
+void create_job(Client& c, Jobs& j, const Request& req, Response& res);
+void inspect_job(Client& c, Jobs& j, const Request& req, Response& res);
+void list_jobs(Client& c, Jobs& j, const Request& req, Response& res);
+void delete_job(Client& c, Jobs& j, const Request& req, Response& res);
+void job_file(Client& c, Jobs& j, const Request& req, Response& res);
+void job_list(Client& c, Jobs& j, const Request& req, Response& res);
+void list_runs(Client& c, Jobs& j, const Request& req, Response& res);
+void inspect_run(Client& c, Jobs& j, const Request& req, Response& res);
+void run_log(Client& c, Jobs& j, const Request& req, Response& res);
+void rerun(Client& c, Jobs& j, const Request& req, Response& res);
 
 // ---- commit events (routes_events.cc)
 

@@ -21,7 +21,6 @@
 #include "tar.h"
 
 namespace pfs::detail::routes {
-namespace {
 
 // Where a read looks: ?branch= (working state), ?commit= (a commit, or a
 // branch's head), ?ref= (either, as Ref::any); master's working state when
@@ -33,6 +32,8 @@ Ref read_ref(const Request& req) {
   if (req.has("ref")) return Ref::any(req.param("ref"));
   return Ref::branch(req.param("branch", "master"));
 }
+
+namespace {
 
 // The path a route captured (decoded and UTF-8-checked by the engine); pfs's
 // own checks (normalize_path) then refuse "..", "//", NUL and the like.

@@ -182,7 +182,10 @@ std::unique_ptr<Container> Runtime::start(const ContainerSpec& spec) {
   if (c->pid_ <= 0) fail(ErrorCode::kIo, "runc started a container but wrote no pid");
   c->pidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, c->pid_, 0)));
   c->net_ = UniqueFd(::open(fmt::format("/proc/{}/ns/net", c->pid_).c_str(), O_RDONLY | O_CLOEXEC));
-  if (!c->net_) fail_errno(errno, "open the network namespace of container " + c->id_);
+  // Gone already (its command exited at once): no namespace to enter; the
+  // caller finds it not running and says why, with its output.
+  if (!c->net_ && errno != ENOENT && errno != ESRCH)
+    fail_errno(errno, "open the network namespace of container " + c->id_);
   return c;
 }
 
@@ -217,6 +220,8 @@ bool Container::running() const {
   pollfd p{pidfd_.get(), POLLIN, 0};
   return ::poll(&p, 1, 0) == 0;
 }
+
+bool Container::out_of_memory() const { return oom_killed(id_); }
 
 std::string Container::why_stopped() const {
   if (running()) return {};

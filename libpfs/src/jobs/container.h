@@ -47,6 +47,9 @@ class Container {
   // Why it is not running, when it is not: "exited with status 3",
   // "killed: out of memory (limit 64 MiB)"; "" while it runs.
   std::string why_stopped() const;
+  // True when the kernel killed one of its processes for want of memory.
+  bool out_of_memory() const;
+  std::uint64_t memory_limit() const { return memory_; }
   // The last `n` bytes of its log (for error messages).
   std::string log_tail(std::size_t n) const;
   // Bytes of output dropped beyond the log limit.

@@ -4,6 +4,7 @@
 #include "engine.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 
 #include <algorithm>
@@ -42,6 +43,9 @@ LocalJobs::~LocalJobs() {
   {
     std::lock_guard lk(mu_);
     stopping_ = true;
+    // Runs in progress end now: their containers die, their requests fail,
+    // and each run is recorded as interrupted (runner.cc).
+    for (pid_t p : live_) ::kill(p, SIGKILL);
   }
   cv_.notify_all();
   for (auto& t : workers_) t.join();
@@ -91,24 +95,38 @@ void LocalJobs::start() {
   work_ = opts_.work_dir.empty() ? fs::path(si.path) / "jobs" : opts_.work_dir;
   fs::create_directories(work_);
   work_ = fs::canonical(work_);  // unpacking refuses paths through symlinks
-  lock_ = UniqueFd(::open((work_ / "engine.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (!lock_) fail_errno(errno, "open " + (work_ / "engine.lock").string());
-  if (!flock_fd(lock_.get(), true, false))
-    failf(ErrorCode::kBusy,
-          "another process runs the jobs of the store {} (a pachctl serve?); send it the commit instead "
-          "(pachctl --address URL commit --run)",
-          si.path);
   images_ = std::make_unique<ImageStore>(work_ / "images", opts_.image_engine);
   runtime_ = std::make_unique<Runtime>(work_, opts_.runtime);
-  runtime_->check();
+  // Without the lock or a working runtime, jobs can still be defined and
+  // runs, logs and outputs read; only running needs them (must_run()).
+  lock_ = UniqueFd(::open((work_ / "engine.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!lock_) fail_errno(errno, "open " + (work_ / "engine.lock").string());
+  if (!flock_fd(lock_.get(), true, false)) {
+    disabled_ = Error{ErrorCode::kBusy,
+                      fmt::format("another process runs the jobs of the store {} (a pachctl serve?); send "
+                                  "the commit to it instead (pachctl --address URL ...)",
+                                  si.path)};
+    return;
+  }
+  try {
+    runtime_->check();
+  } catch (Fail& f) {
+    disabled_ = f.error;
+  }
   ensure_jobs_branch();
   recover();
+  if (disabled_) return;
   for (std::size_t i = 0; i < opts_.max_runs; i++) workers_.emplace_back([this] { worker(); });
 }
 
+void LocalJobs::must_run() {
+  if (disabled_) throw Fail{Error{disabled_->code, "cannot run jobs: " + disabled_->message}};
+}
+
 void LocalJobs::recover() {
-  if (std::size_t n = runtime_->remove_leftovers())
-    notice(fmt::format("removed {} container(s) left by an engine that was killed", n));
+  if (!disabled_)
+    if (std::size_t n = runtime_->remove_leftovers())
+      notice(fmt::format("removed {} container(s) left by an engine that was killed", n));
   std::error_code ec;
   fs::remove_all(work_ / "runs", ec);
   auto markers = store_.list_files(Ref::branch(kJobsBranch), "active");
@@ -341,6 +359,7 @@ Result<CommitInfo> LocalJobs::commit_and_run(std::string_view branch, std::strin
     check_branch_name(branch);
     if (branch == kJobsBranch)
       failf(ErrorCode::kInvalidArgument, "branch {} keeps the runs of jobs; commit a data branch", kJobsBranch);
+    must_run();
     CommitInfo c = unwrap(store_.commit(branch, message));
     auto found = find_jobs(store_, Ref::commit(c.id));
     std::set<std::string> all;
@@ -352,6 +371,7 @@ Result<CommitInfo> LocalJobs::commit_and_run(std::string_view branch, std::strin
 
 Result<std::vector<RunInfo>> LocalJobs::rerun(std::string_view commit, const RerunOptions& opts) {
   return guard([&] {
+    must_run();
     CommitInfo c = unwrap(store_.inspect_commit(commit));
     auto found = find_jobs(store_, Ref::commit(c.id));
     std::set<std::string> names;

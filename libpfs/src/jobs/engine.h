@@ -103,6 +103,7 @@ class LocalJobs final : public Jobs {
   RunInfo ended_run(const std::string& commit, const std::string& job,
                     std::chrono::milliseconds wait);
   void notice(const std::string& line);
+  void must_run();  // throws why runs cannot start here (disabled_)
   void ensure_jobs_branch();
 
   Client& store_;
@@ -111,6 +112,7 @@ class LocalJobs final : public Jobs {
   std::unique_ptr<ImageStore> images_;
   std::unique_ptr<Runtime> runtime_;
   UniqueFd lock_;
+  std::optional<Error> disabled_;  // why this engine cannot run jobs
 
   std::mutex mu_;
   std::condition_variable cv_;       // a slot changed state, or stop
@@ -118,6 +120,7 @@ class LocalJobs final : public Jobs {
   std::deque<Key> order_;            // queued slots, oldest first
   std::map<Key, RunInfo> progress_;  // live figures of running runs
   bool stopping_ = false;
+  std::set<pid_t> live_;  // the first processes of running containers (killed at a stop)
   std::vector<std::thread> workers_;
   std::mutex commit_mu_;  // one commit of _jobs at a time (they would wait on each other anyway)
 };

@@ -2,6 +2,7 @@
 // container, the map or reduce protocol of v0.8 over HTTP, and its output
 // moved onto branch _jobs in one step when, and only when, it succeeded.
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -117,6 +118,19 @@ RunInfo LocalJobs::execute(RunInfo run) {
     cs.max_log_bytes = opts_.max_log_bytes;
     cs.log_file = scratch / "log";
     auto container = runtime_->start(cs);
+    {
+      std::lock_guard lk(mu_);
+      if (stopping_) ::kill(container->pid(), SIGKILL);
+      live_.insert(container->pid());
+    }
+    struct Unregister {
+      LocalJobs* self;
+      pid_t pid;
+      ~Unregister() {
+        std::lock_guard lk(self->mu_);
+        self->live_.erase(pid);
+      }
+    } unregister{this, container->pid()};
     auto stopped = [&](const std::string& what) {
       failf(ErrorCode::kIo, "{}: the container stopped ({}); its last output: {}", what, container->why_stopped(),
             container->log_tail(400));
@@ -175,6 +189,10 @@ RunInfo LocalJobs::execute(RunInfo run) {
               std::this_thread::sleep_for(std::chrono::milliseconds(100 * t));
             }
             if (!a.ok()) {
+              if (container->out_of_memory())
+                return fail_run(fmt::format("file {}: the container ran out of memory (its limit is {} MiB; "
+                                            "raise the job's \"memory\")",
+                                            d.name, container->memory_limit() >> 20));
               if (!container->running())
                 return fail_run(fmt::format("file {}: the container stopped ({}); its last output: {}", d.name,
                                             container->why_stopped(), container->log_tail(400)));
@@ -218,6 +236,9 @@ RunInfo LocalJobs::execute(RunInfo run) {
       }
       if (!a.ok()) {
         run.datums_failed = 1;
+        if (container->out_of_memory())
+          failf(ErrorCode::kIo, "the reduce: the container ran out of memory (its limit is {} MiB; raise the job's "
+                "\"memory\")", container->memory_limit() >> 20);
         if (!container->running()) stopped(fmt::format("the reduce of {} files", parts.size()));
         failf(ErrorCode::kIo, "the reduce of {} files: {} (after {} tries)", parts.size(), describe(a, kMaxAnswer),
               opts_.tries);
@@ -234,6 +255,10 @@ RunInfo LocalJobs::execute(RunInfo run) {
   } catch (Fail& f) {
     run.state = RunState::kFailure;
     run.reason = f.error.message;
+    std::lock_guard lk(mu_);
+    if (stopping_)
+      run.reason = fmt::format("interrupted: the engine stopped during the run; run it again with: pachctl rerun {} {}",
+                               run.commit, run.job);
   } catch (const std::exception& e) {
     run.state = RunState::kFailure;
     run.reason = std::string("internal error: ") + e.what();
