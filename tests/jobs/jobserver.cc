@@ -17,6 +17,10 @@
 //             request path names the port on the host to try
 //   echo-path answers the request's path (as received, still encoded)
 //   slow      waits 2 s, then works as upper
+//   cat       answers the body as it is
+//
+// "jobserver upper -" and "jobserver cat -" transform stdin to stdout
+// instead (bench/jobs.sh: the same program in a loop on the host).
 //
 // One process per connection (fork), keep-alive, Content-Length bodies only.
 #include <arpa/inet.h>
@@ -180,6 +184,10 @@ void serve(int fd) {
       answer(fd, 200, path + "\n");
       continue;
     }
+    if (mode == "cat") {
+      answer(fd, 200, full);
+      continue;
+    }
     // upper (and flood, slow)
     for (char& c : full) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     answer(fd, 200, full);
@@ -190,6 +198,15 @@ void serve(int fd) {
 
 int main(int argc, char** argv) {
   mode = argc > 1 ? argv[1] : "upper";
+  if (argc > 2 && std::string(argv[2]) == "-") {  // a filter: stdin to stdout
+    std::string data;
+    char buf[65536];
+    for (ssize_t n; (n = read(0, buf, sizeof buf)) > 0;) data.append(buf, static_cast<size_t>(n));
+    if (mode == "upper")
+      for (char& c : data) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    write_all(1, data);
+    return 0;
+  }
   if (mode == "nolisten") {
     fprintf(stderr, "jobserver: told not to listen\n");
     return 2;

@@ -10,7 +10,7 @@ trap 'rm -rf "$dir"' EXIT
 root=$dir/rootfs
 mkdir -p "$root"/{bin,tmp,proc,dev,sys,run,etc}
 cp /bin/busybox "$root/bin/busybox"
-for a in sh ls cat echo sleep; do ln -s busybox "$root/bin/$a"; done
+for a in sh ls cat echo sleep true; do ln -s busybox "$root/bin/$a"; done
 cp "$jobserver" "$root/jobserver"
 echo 'root:x:0:0:root:/:/bin/sh' > "$root/etc/passwd"
 tar -C "$root" -cf "$dir/rootfs.tar" .

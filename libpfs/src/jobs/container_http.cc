@@ -174,6 +174,9 @@ Answer ContainerHttp::perform(int out_fd, std::uint64_t max_bytes, std::chrono::
   curl_easy_setopt(curl_, CURLOPT_PROXY, "");  // never through a proxy of the environment
   curl_easy_setopt(curl_, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  // Large pieces: a map job moves its whole input and output through here.
+  curl_easy_setopt(curl_, CURLOPT_BUFFERSIZE, 512L * 1024);
+  curl_easy_setopt(curl_, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
   curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, write_answer);
   curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &out);
   CURLcode rc = curl_easy_perform(curl_);
