@@ -32,7 +32,7 @@ struct ServeOptions {
   bool insecure = false;
   bool quiet = false;
   // jobs
-  std::string image_engine = "podman", runtime = "runc", jobs_dir;
+  std::string image_engine = "podman", runtime = "runc", jobs_dir, s3_credentials;
   std::size_t max_runs = 2;
 };
 
@@ -135,6 +135,7 @@ int run_serve(const ServeOptions& o, Context& ctx) {
   jopts.runtime = o.runtime;
   jopts.work_dir = o.jobs_dir;
   jopts.max_runs = o.max_runs;
+  jopts.s3_credentials_file = o.s3_credentials;
   jopts.log = [](std::string_view line) {
     fmt::print(stderr, "pachctl serve: jobs: {}\n", line);
     std::fflush(stderr);
@@ -233,6 +234,10 @@ void setup_serve_command(CLI::App& app, Context& ctx) {
                 "Scratch space of jobs: unpacked images, bundles, outputs in progress (default: "
                 "STORE/jobs)")
       ->type_name("DIR");
+  s->add_option("--s3-credentials", o->s3_credentials,
+                "S3 inputs of jobs: an AWS credentials file ([default] aws_access_key_id = ..., "
+                "aws_secret_access_key = ...), when AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set")
+      ->type_name("FILE");
   s->footer(footer({"pachctl serve", "pachctl --store /mnt/btrfs/store serve --listen :9000",
                     "pachctl serve --listen 0.0.0.0:8080 --token-file /etc/pfs/token",
                     "curl -XPOST 'http://127.0.0.1:8080/file/a.txt?branch=master' -T a.txt"},

@@ -32,3 +32,20 @@ echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# The jobs tests read S3 inputs from a local S3 server: the npm package
+# s3rver (from the npm registry; Node.js from Debian when missing).
+S3RVER_DIR=${S3RVER_DIR:-/opt/pfs-test-npm}
+if [ ! -x "$S3RVER_DIR/node_modules/.bin/s3rver" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: s3rver is missing; run as root (or: npm install --prefix $S3RVER_DIR s3rver@3.7.1)" >&2
+    exit 1
+  fi
+  if ! command -v npm >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  echo "deps.sh: installing s3rver into $S3RVER_DIR" >&2
+  npm install --prefix "$S3RVER_DIR" --no-audit --no-fund --loglevel=error s3rver@3.7.1 >/dev/null
+fi

@@ -22,8 +22,10 @@ stop_server() {
     SERVER_PID=
   fi
 }
+S3PID=
 cleanup() {
   stop_server
+  if [ -n "$S3PID" ]; then kill "$S3PID" 2>/dev/null || true; fi
   podman rmi -f "$IMG" >/dev/null 2>&1 || true
   # Whatever a failed test left: only the containers of this test's stores.
   for r in "$T"/*/jobs/runc; do
@@ -200,6 +202,55 @@ expect_eq "rerun of a commit whose runs succeeded runs nothing" "[]" "$(P rerun 
 expect_eq "outputs survive the restart" "LINE 1 OF THE FILE" "$(curl -sS "$H/job/upper/file/f1.txt?commit=$C1")"
 curl -sS -XDELETE "$H/job/slow" >/dev/null
 stop_server
+
+# ---- S3 inputs, from a local S3 server (s3rver); credentials from the
+# server's environment, never in a descriptor, a record, a log or an error
+S3RVER=${S3RVER:-/opt/pfs-test-npm/node_modules/.bin/s3rver}
+if [ ! -x "$S3RVER" ]; then
+  fail "s3rver is not installed (scripts/deps.sh installs it)"
+else
+  mkdir -p "$LOCAL/s3"
+  S3PORT=
+  for try in 1 2 3 4 5; do
+    port=$((20000 + RANDOM % 20000))
+    setsid "$S3RVER" -d "$LOCAL/s3" -a 127.0.0.1 -p "$port" --configure-bucket jobs-in --silent \
+      </dev/null >"$LOCAL/s3rver.log" 2>&1 &
+    S3PID=$!
+    for _ in $(seq 100); do
+      curl -s -o /dev/null "http://127.0.0.1:$port/" && { S3PORT=$port; break; }
+      kill -0 "$S3PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    [ -n "$S3PORT" ] && break
+    kill "$S3PID" 2>/dev/null || true
+  done
+  [ -n "$S3PORT" ] || { cat "$LOCAL/s3rver.log" >&2; fail "s3rver did not start"; }
+  s3put() { curl -sS --fail --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -T - "http://127.0.0.1:$S3PORT/jobs-in/$1"; }
+  printf 'first log\n' | s3put logs/a.txt
+  printf 'second log\n' | s3put logs/sub/b.txt
+  printf 'not mine\n' | s3put other/c.txt
+  export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_ENDPOINT_URL=http://127.0.0.1:$S3PORT AWS_REGION=us-east-1
+  start_server "$S"
+  printf '{"type": "map", "input": "s3://jobs-in/logs/", "image": "%s", "command": ["/jobserver", "upper"]}\n' "$IMG" > "$LOCAL/s3.json"
+  curl -sS -XPOST "$H/job/s3up" -T "$LOCAL/s3.json" >/dev/null
+  CS=$(P commit --run 2>"$LOCAL/err") || fail "commit --run with an S3 input: $(cat "$LOCAL/err")"
+  expect_eq "S3 input: each object under the prefix is a datum" "FIRST LOG" "$(curl -sS "$H/job/s3up/file/a.txt?commit=$CS")"
+  expect_eq "S3 input: deeper keys keep their path" "SECOND LOG" "$(curl -sS "$H/job/s3up/file/sub/b.txt?commit=$CS")"
+  expect_eq "S3 input: nothing outside the prefix" "a.txt sub/b.txt" "$(P list-file --job s3up -c "$CS" -R --json | jq -r '[.[] | select(.type == "file") | .path] | join(" ")')"
+  stop_server
+  export AWS_ACCESS_KEY_ID=WRONGKEY AWS_SECRET_ACCESS_KEY=SECRET-THAT-MUST-NOT-LEAK
+  start_server "$S"
+  CW=$(P commit --run 2>/dev/null) || true
+  W_REASON=$(curl -sS "$H/runs/$CW/s3up" | jq -r .reason)
+  expect_contains "S3 with a wrong key: the run fails saying so" "s3://jobs-in/logs/" "$W_REASON"
+  ALL="$(curl -sS "$H/runs/$CW/s3up")$(P get-logs s3up -c "$CW")$(cat "$LOCAL/serve.log")"
+  case "$ALL" in *SECRET-THAT-MUST-NOT-LEAK*) fail "the S3 secret appears in a record, log or message" ;; *) ok ;; esac
+  curl -sS -XDELETE "$H/job/s3up" >/dev/null
+  stop_server
+  unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT_URL AWS_REGION
+  kill "$S3PID" 2>/dev/null || true
+  wait "$S3PID" 2>/dev/null || true
+fi
 
 # ---- locally: the same answers as through the server
 expect_eq "list-run locally = remotely" "$REMOTE_RUNS" "$(pachctl --store "$S" list-run -c "$CA" --json | jq -c '[.[] | {job, state, datums}]')"

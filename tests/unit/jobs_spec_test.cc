@@ -182,3 +182,40 @@ TEST_CASE("short_hash is the first 16 hex digits of SHA-256") {
   CHECK(short_hash("") == "e3b0c44298fc1c14");
   CHECK(short_hash("abc") == "ba7816bf8f01cfea");
 }
+
+// ---- S3 (src/jobs/s3.h)
+
+#include "s3.h"
+
+TEST_CASE("S3 requests are signed as AWS's published SigV4 example (GET Object)") {
+  // docs.aws.amazon.com, "Signature Calculations for the Authorization
+  // Header", example: GET Object.
+  S3Config c;
+  c.access_key = "AKIAIOSFODNN7EXAMPLE";
+  c.secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+  c.region = "us-east-1";
+  c.fixed_date = "20130524T000000Z";
+  std::string auth = S3Client::authorization_for(
+      c, "http://examplebucket.s3.amazonaws.com/test.txt",
+      {"Range: bytes=0-9", "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"});
+  CHECK(auth ==
+        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
+        "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
+        "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
+}
+
+TEST_CASE("S3 listings are read from ListObjectsV2's XML") {
+  ListPage p = parse_list_page(
+      "<?xml version=\"1.0\"?><ListBucketResult><Name>b</Name><IsTruncated>true</IsTruncated>"
+      "<Contents><Key>logs/a&amp;b.txt</Key><Size>12</Size></Contents>"
+      "<Contents><Key>logs/&#233;t&#xE9;</Key><Size>3</Size></Contents>"
+      "<NextContinuationToken>1/x+y=</NextContinuationToken></ListBucketResult>");
+  REQUIRE(p.objects.size() == 2);
+  CHECK(p.objects[0].key == "logs/a&b.txt");
+  CHECK(p.objects[0].size == 12);
+  CHECK(p.objects[1].key == "logs/\xc3\xa9t\xc3\xa9");
+  CHECK(p.truncated);
+  CHECK(p.next_token == "1/x+y=");
+  CHECK(s3_encode("1/x+y= é", false) == "1%2Fx%2By%3D%20%C3%A9");
+  CHECK(s3_encode("a b/c", true) == "a%20b/c");
+}

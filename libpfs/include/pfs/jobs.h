@@ -195,6 +195,11 @@ struct JobsOptions {
   std::chrono::seconds start_timeout{30};              // until the server listens
   std::uint64_t max_log_bytes = 8ull << 20;            // kept per run; the rest is counted
   std::uint32_t tries = 3;                             // per request (non-2xx, timeout, reset)
+  // S3 inputs: credentials come from the environment (AWS_ACCESS_KEY_ID,
+  // AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL),
+  // else from this file (AWS's shared-credentials format, profile
+  // [default]); never from a job's descriptor.
+  std::string s3_credentials_file;
   // Notices (a run started, ended, a container could not be removed...).
   std::function<void(std::string_view line)> log;
 };

@@ -14,6 +14,7 @@
 #include "engine.h"
 #include "fail.h"
 #include "names.h"
+#include "s3.h"
 
 namespace pfs::detail::jobs {
 
@@ -21,13 +22,59 @@ namespace fs = std::filesystem;
 
 namespace {
 
+UniqueFd create_output(const fs::path& file) {
+  fs::create_directories(file.parent_path());
+  UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) fail_errno(errno, "create " + file.string());
+  return fd;
+}
+
+// What a run reads from S3: where, and as whom (never written anywhere).
+struct S3Input {
+  S3Config config;
+  std::string bucket;
+};
+
 // One input file.
 struct Datum {
   std::string name;  // relative to the input: the output file's name and the URL path
   Ref ref;           // where it is read
-  std::string path;  // its path there
+  std::string path;  // its path there (for S3: the object's key)
   std::uint64_t size = 0;
+  bool s3 = false;
 };
+
+// A local file (an S3 object fetched into the scratch space) as a FileHandle.
+class LocalFile final : public FileHandle {
+ public:
+  LocalFile(UniqueFd fd, FileInfo info) : fd_(std::move(fd)), info_(std::move(info)) {}
+  const FileInfo& info() const override { return info_; }
+  Result<std::size_t> read_at(std::uint64_t offset, std::span<char> buf) override {
+    for (;;) {
+      ssize_t n = ::pread(fd_.get(), buf.data(), buf.size(), static_cast<off_t>(offset));
+      if (n >= 0) return static_cast<std::size_t>(n);
+      if (errno != EINTR) return Error{ErrorCode::kIo, errno_message("read " + info_.path, errno)};
+    }
+  }
+
+ private:
+  UniqueFd fd_;
+  FileInfo info_;
+};
+
+// A datum's bytes: from the store, or from S3 through a file in `tmp`.
+std::unique_ptr<FileHandle> open_datum(Client& store, const Datum& d, const S3Input* s3, const fs::path& tmp) {
+  if (!d.s3) return unwrap(store.open_file(d.ref, d.path));
+  fs::path file = tmp / d.name;
+  UniqueFd fd = create_output(file);
+  auto sink = Sink::to_fd(fd.get());
+  S3Client client(s3->config);
+  client.get(s3->bucket, d.path, *sink);
+  FileInfo fi;
+  fi.path = d.name;
+  fi.size = static_cast<std::uint64_t>(::lseek(fd.get(), 0, SEEK_END));
+  return std::make_unique<LocalFile>(std::move(fd), fi);
+}
 
 std::string describe(const Answer& a, std::uint64_t max) {
   if (a.too_big) return fmt::format("its answer was larger than {} bytes", max);
@@ -36,13 +83,6 @@ std::string describe(const Answer& a, std::uint64_t max) {
   for (char& c : body)
     if (static_cast<unsigned char>(c) < 0x20) c = ' ';
   return fmt::format("HTTP {}{}{}", a.status, body.empty() ? "" : ": ", body);
-}
-
-UniqueFd create_output(const fs::path& file) {
-  fs::create_directories(file.parent_path());
-  UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd) fail_errno(errno, "create " + file.string());
-  return fd;
 }
 
 }  // namespace
@@ -69,8 +109,22 @@ RunInfo LocalJobs::execute(RunInfo run) {
     // ---- the datums
     std::vector<Datum> datums;
     Input in = parse_input(spec.input);
+    std::optional<S3Input> s3;
     if (in.kind == Input::Kind::kS3) {
-      fail(ErrorCode::kUnsupported, "S3 inputs are not supported by this version of pfs yet");
+      // Every object under the prefix, named by its key less the prefix's
+      // directory part ("logs/2026/" or "logs/2026/a" leaves "a.txt").
+      s3 = S3Input{s3_config(opts_.s3_credentials_file), in.bucket};
+      std::size_t strip = in.prefix.rfind('/') == std::string::npos ? 0 : in.prefix.rfind('/') + 1;
+      S3Client client(s3->config);
+      for (auto& o : client.list(in.bucket, in.prefix)) {
+        std::string name = o.key.substr(strip);
+        try {
+          name = normalize_path(name);
+        } catch (Fail&) {
+          failf(ErrorCode::kInvalidArgument, "the S3 object \"{}\" has a key that is not a valid file name here", o.key);
+        }
+        datums.push_back({name, Ref{}, o.key, o.size, true});
+      }
     } else if (in.kind == Input::Kind::kJob) {
       std::string base = fmt::format("out/{}/{}", run.commit, in.path);
       ListOptions lo;
@@ -179,11 +233,11 @@ RunInfo LocalJobs::execute(RunInfo run) {
             if (std::chrono::steady_clock::now() > deadline)
               return fail_run(fmt::format("the run took longer than {} s (the engine's limit per run)",
                                           opts_.run_timeout.count()));
-            auto fh = unwrap(store_.open_file(d.ref, d.path));
+            auto fh = open_datum(store_, d, s3 ? &*s3 : nullptr, scratch / "in");
             UniqueFd out = create_output(out_dir / d.name);
             Answer a;
             for (std::uint32_t t = 1; t <= opts_.tries; t++) {
-              a = http.post("/" + d.name, *fh, d.size, out.get(), kMaxAnswer, left());
+              a = http.post("/" + d.name, *fh, fh->info().size, out.get(), kMaxAnswer, left());
               if (a.ok() || failed) break;
               if (!container->running()) break;
               std::this_thread::sleep_for(std::chrono::milliseconds(100 * t));
@@ -220,7 +274,11 @@ RunInfo LocalJobs::execute(RunInfo run) {
       // ---- reduce: the whole input in one POST to /<input>; the answer is
       // one file named after the job
       std::vector<Part> parts;
-      for (const auto& d : datums) parts.push_back({d.name, unwrap(store_.open_file(d.ref, d.path)), d.size});
+      for (const auto& d : datums) {
+        auto fh = open_datum(store_, d, s3 ? &*s3 : nullptr, scratch / "in");
+        std::uint64_t size = fh->info().size;
+        parts.push_back({d.name, std::move(fh), size});
+      }
       std::string url = spec.input;
       while (!url.empty() && url.front() == '/') url.erase(0, 1);
       UniqueFd out = create_output(out_dir / run.job);
