@@ -133,8 +133,9 @@ job hang hang ', "timeout": 1'
 job nolisten nolisten
 job oom oom ', "memory": "32m"'
 job flood flood
+job garbage garbage
 printf '{"type": "map", "input": "data", "image": "localhost/pfs-no-such-image:1", "command": ["/x"]}\n' > "$LOCAL/noimage.json"
-for j in f500 crash hang nolisten oom flood noimage; do curl -sS -XPOST "$H/job/$j" -T "$LOCAL/$j.json" >/dev/null; done
+for j in f500 crash hang nolisten oom flood garbage noimage; do curl -sS -XPOST "$H/job/$j" -T "$LOCAL/$j.json" >/dev/null; done
 CF=$(P commit --run 2>"$LOCAL/err") && st=0 || st=$?
 expect_eq "commit --run with failing jobs: exit 5" 5 "$st"
 expect_contains "commit --run says which did not succeed" "f500 failure" "$(cat "$LOCAL/err")"
@@ -146,6 +147,7 @@ expect_contains "a hanging server: fails on the timeout" "Timeout" "$(state hang
 expect_contains "a server that never listens: says so" "never listened" "$(state nolisten)"
 expect_contains "... with its output" "told not to listen" "$(state nolisten)"
 expect_contains "out of memory: says so" "out of memory" "$(state oom)"
+expect_contains "an answer that is not HTTP: fails" "failure: file " "$(state garbage)"
 expect_contains "a missing image: says how to load one" "podman load" "$(state noimage)"
 expect_eq "a flood of output: the run still succeeds" "success: " "$(state flood)"
 size=$(P get-logs flood -c "$CF" | wc -c)
@@ -157,7 +159,7 @@ expect_eq "... a JSON error with the state" failure "$(jq -r .state "$LOCAL/out"
 expect_contains "... and the reason" "HTTP 500" "$(jq -r .reason "$LOCAL/out")"
 expect_status 5 P get-file --job f500 -c "$CF" f1.txt
 expect_eq "no container is left" "" "$(runc --root "$S/jobs/runc" list -q)"
-for j in f500 crash hang nolisten oom flood noimage; do curl -sS -XDELETE "$H/job/$j" >/dev/null; done
+for j in f500 crash hang nolisten oom flood garbage noimage; do curl -sS -XDELETE "$H/job/$j" >/dev/null; done
 
 # ---- isolation: no host loopback, a read-only root, a writable /tmp
 PORT=${H##*:}
