@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh: installs what is needed, builds pfs, and walks through its main
 # job: version a data set, branch it, change it, diff, merge, recover from
-# a mistake, and serve it over HTTP -- with pachctl and curl, on a store.
+# a mistake, serve it over HTTP, and run a job in a container on a commit
+# -- with pachctl and curl, on a store.
 #
 # It runs on the store pachctl uses by default -- $PFS_STORE when set, else
 # ~/.local/share/pfs -- as whoever runs it, root or not: on btrfs the store
@@ -81,7 +82,28 @@ printf 'region,amount\nnorth,7\nsouth,9\n' | curl -s -XPOST "$URL/file/sales/202
 pachctl --address "$URL" commit -b "$MAIN" -m "April, over HTTP"
 pachctl --address "$URL" list-file -b "$MAIN" sales
 
-echo "== 6. Copy the store with its history, then keep the copy up to date" >&2
+echo "== 6. A job: containerized analytics on every commit that asks for it" >&2
+if [ "$(id -u)" -eq 0 ] && command -v runc >/dev/null && command -v podman >/dev/null; then
+  # An image made offline (busybox and a small static web server that
+  # upper-cases what it is sent), into podman's local store: no registry.
+  IMAGE=localhost/pfs-demo-upper:1
+  bash tests/jobs/make_image.sh build/tests/jobserver "$IMAGE"
+  printf '{"type": "map", "input": "sales", "image": "%s", "command": ["/jobserver", "upper"]}\n' "$IMAGE" \
+    > "$DATA/upper.json"
+  echo "\$ curl -XPOST $URL/job/upper?branch=$MAIN -T upper.json" >&2
+  curl -s -XPOST "$URL/job/upper?branch=$MAIN" -T "$DATA/upper.json" >/dev/null
+  echo "\$ curl -XPOST '$URL/commit?run&branch=$MAIN'" >&2
+  JC=$(curl -s -XPOST "$URL/commit?run&branch=$MAIN" | jq -r .id)
+  echo "\$ curl '$URL/job/upper/file/2026-01.csv?commit=$JC'" >&2
+  curl -s "$URL/job/upper/file/2026-01.csv?commit=$JC"
+  pachctl --address "$URL" list-run -c "$JC"
+  pachctl --address "$URL" delete-job -b "$MAIN" upper
+  podman rmi -f "$IMAGE" >/dev/null 2>&1 || true
+else
+  echo "(skipped: running jobs needs root, runc and podman; scripts/deps.sh installs them as root)" >&2
+fi
+
+echo "== 7. Copy the store with its history, then keep the copy up to date" >&2
 if [ "$MAIN" = master ]; then
   pachctl clone "$URL" "$DATA/backup"
   pachctl --store "$DATA/backup" log -n 3
@@ -95,6 +117,6 @@ fi
 kill "$SERVER"
 wait "$SERVER" || true
 
-echo "== 7. Check the store" >&2
+echo "== 8. Check the store" >&2
 pachctl fsck
 pachctl status

@@ -183,10 +183,18 @@ REMOTE_RUNS=$(P list-run -c "$CA" --json | jq -c '[.[] | {job, state, datums}]')
 REMOTE_JOB=$(P inspect-job arch --json)
 
 # ---- kill -9 of the server during a run, then restart and rerun
-job slow slow
+job slow slow ', "cpu-shares": 512, "memory": "64m"'
 curl -sS -XPOST "$H/job/slow" -T "$LOCAL/slow.json" >/dev/null
 CK=$(curl -sS -XPOST "$H/commit?run" | jq -r .id)
 for _ in $(seq 100); do [ "$(curl -sS "$H/runs/$CK/slow" | jq -r .state)" = running ] && break; sleep 0.05; done
+# The limits are applied (v0.8 parsed cpu-shares and memory and never used
+# them): the running container's cgroups, as the kernel has them.
+CID=
+for _ in $(seq 100); do CID=$(runc --root "$S/jobs/runc" list -q | head -1); [ -n "$CID" ] && break; sleep 0.05; done
+cg() { for f in "$@"; do [ -r "$f" ] && { cat "$f"; return; }; done; echo missing; }
+expect_eq "cpu-shares reach the container's cgroup" 512 "$(cg /sys/fs/cgroup/cpu/pfs-jobs/$CID/cpu.shares /sys/fs/cgroup/cpu,cpuacct/pfs-jobs/$CID/cpu.shares)"
+expect_eq "memory reaches the container's cgroup" 67108864 "$(cg /sys/fs/cgroup/memory/pfs-jobs/$CID/memory.limit_in_bytes /sys/fs/cgroup/pfs-jobs/$CID/memory.max)"
+expect_eq "the pids limit too" 256 "$(cg /sys/fs/cgroup/pids/pfs-jobs/$CID/pids.max /sys/fs/cgroup/pfs-jobs/$CID/pids.max)"
 kill -9 "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
 # The stopped server's container lingers until the next start removes it.
 start_server "$S"
