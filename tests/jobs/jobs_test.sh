@@ -24,6 +24,12 @@ stop_server() {
 }
 S3PID=
 cleanup() {
+  local rc=$?
+  # On a failure, what the server said last.
+  if { [ "$rc" -ne 0 ] || [ "$FAILS" -ne 0 ]; } && [ -f "$LOCAL/serve.log" ]; then
+    echo "--- the server's log (last lines):" >&2
+    tail -20 "$LOCAL/serve.log" >&2
+  fi
   stop_server
   if [ -n "$S3PID" ]; then kill "$S3PID" 2>/dev/null || true; fi
   podman rmi -f "$IMG" >/dev/null 2>&1 || true
@@ -39,11 +45,13 @@ trap cleanup EXIT
 # start_server STORE: a pachctl serve of STORE on a free loopback port; sets H.
 start_server() {
   local log=$LOCAL/serve.log
+  # Not the last server's address: its log goes before the new one starts.
+  rm -f "$log"
   setsid "$PACHCTL" --store "$1" serve --listen 127.0.0.1:0 -q </dev/null >/dev/null 2>"$log" &
   SERVER_PID=$!
   H=
   for _ in $(seq 200); do
-    H=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$log" || true)
+    H=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$log" 2>/dev/null || true)
     [ -n "$H" ] && break
     sleep 0.05
   done
@@ -190,7 +198,14 @@ for _ in $(seq 100); do [ "$(curl -sS "$H/runs/$CK/slow" | jq -r .state)" = runn
 # The limits are applied (v0.8 parsed cpu-shares and memory and never used
 # them): the running container's cgroups, as the kernel has them.
 CID=
-for _ in $(seq 100); do CID=$(runc --root "$S/jobs/runc" list -q | head -1); [ -n "$CID" ] && break; sleep 0.05; done
+for _ in $(seq 200); do
+  for id in $(runc --root "$S/jobs/runc" list -q); do
+    grep -q '"slow"' "$S/jobs/bundles/$id/config.json" 2>/dev/null && CID=$id
+  done
+  [ -n "$CID" ] && break
+  sleep 0.05
+done
+[ -n "$CID" ] || fail "the slow job's container was not found running"
 cg() { for f in "$@"; do [ -r "$f" ] && { cat "$f"; return; }; done; echo missing; }
 expect_eq "cpu-shares reach the container's cgroup" 512 "$(cg /sys/fs/cgroup/cpu/pfs-jobs/$CID/cpu.shares /sys/fs/cgroup/cpu,cpuacct/pfs-jobs/$CID/cpu.shares)"
 expect_eq "memory reaches the container's cgroup" 67108864 "$(cg /sys/fs/cgroup/memory/pfs-jobs/$CID/memory.limit_in_bytes /sys/fs/cgroup/pfs-jobs/$CID/memory.max)"
