@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -243,6 +244,7 @@ std::vector<RunInfo> LocalJobs::queue_runs(const CommitInfo& commit, const std::
   }
   {
     std::lock_guard lk(mu_);
+    for (const auto& r : failed) progress_[Key{r.commit, r.job}] = r;  // what dependents see
     for (const auto& r : queued) {
       Key k{r.commit, r.job};
       slots_[k] = Slot{r, deps[r.job], false};
@@ -341,6 +343,16 @@ RunInfo LocalJobs::ended_run(const std::string& commit, const std::string& job, 
     cv_.wait_until(lk, deadline, [&] { return stopping_ || !slots_.count(Key{commit, job}); });
   }
   auto r = current(commit, job);
+  // A run another process holds (a server, when this is a local pachctl):
+  // its record says when it has ended.
+  while (r && !ended(r->state) && std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard lk(mu_);
+      if (stopping_ || slots_.count(Key{commit, job})) break;  // ours: the wait above was for it
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    r = current(commit, job);
+  }
   if (!r) {
     auto has = store_.stat_file(Ref::commit(commit), std::string(kJobDir) + "/" + job);
     if (has)

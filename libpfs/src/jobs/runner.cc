@@ -204,7 +204,8 @@ RunInfo LocalJobs::execute(RunInfo run) {
       }
     }
     const auto timeout = std::chrono::seconds(spec.timeout ? spec.timeout : opts_.default_timeout);
-    constexpr std::uint64_t kMaxAnswer = std::uint64_t{1} << 40;
+    // An answer that never ends must not fill the store's disk.
+    constexpr std::uint64_t kMaxAnswer = std::uint64_t{16} << 30;
     auto left = [&] {
       auto l = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       return std::max(std::chrono::milliseconds(1), std::min<std::chrono::milliseconds>(l, timeout));
