@@ -5,7 +5,7 @@
 #include <openssl/evp.h>
 
 #include <limits>
-#include <regex>
+#include <cctype>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -73,23 +73,94 @@ void check_image_ref(std::string_view ref) {
     if (path.find("/../") != std::string_view::npos) bad("the archive's path contains \"..\"");
     return;
   }
-  // The grammar of github.com/distribution/reference, in ECMAScript regex.
-  static const std::regex kRef(
-      R"(^(?:((?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?)/)?)"
-      R"(([a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*))"
-      R"((?::([\w][\w.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$)");
-  std::string s(ref);
-  std::smatch m;
-  if (!std::regex_match(s, m, kRef)) {
-    bool upper = false;
-    for (char c : ref.substr(ref.find('/') == std::string_view::npos ? 0 : ref.find('/')))
-      upper |= (c >= 'A' && c <= 'Z');
-    if (upper && ref.find(':') == std::string_view::npos) bad("repository names are lower-case");
-    bad("expected [registry/]name[:tag][@digest]");
+  // The grammar of github.com/distribution/reference (std::regex would do,
+  // but GCC 12 warns inside it under the sanitizers).
+  std::string_view name = ref;
+  if (auto at = name.find('@'); at != std::string_view::npos) {
+    std::string_view digest = name.substr(at + 1);
+    name = name.substr(0, at);
+    auto colon = digest.find(':');
+    if (colon == std::string_view::npos || colon == 0 || digest.size() - colon - 1 < 32 ||
+        !std::isalpha(static_cast<unsigned char>(digest[0])))
+      bad("the digest is not ALGORITHM:HEX (e.g. sha256:<64 hex digits>)");
+    for (char c : digest.substr(0, colon))
+      if (!std::isalnum(static_cast<unsigned char>(c)) && std::string_view("-_+.").find(c) == std::string_view::npos)
+        bad("the digest's algorithm has a character it may not");
+    for (char c : digest.substr(colon + 1))
+      if (!std::isxdigit(static_cast<unsigned char>(c))) bad("the digest is not hexadecimal");
   }
-  // A first component without '.', ':' or "localhost" is part of the path,
-  // not a registry (as Docker reads it); both parse above.
-  if (m[2].length() > 255) bad("the name is longer than 255 characters");
+  auto last_slash = name.rfind('/');
+  auto tag_colon = name.rfind(':');
+  if (tag_colon != std::string_view::npos && (last_slash == std::string_view::npos || tag_colon > last_slash)) {
+    std::string_view tag = name.substr(tag_colon + 1);
+    name = name.substr(0, tag_colon);
+    auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+    if (tag.empty() || tag.size() > 128 || !word(tag[0])) bad("the tag is empty, too long or starts with '.' or '-'");
+    for (char c : tag)
+      if (!word(c) && c != '.' && c != '-') bad("the tag has a character other than letters, digits, '_', '.' and '-'");
+  }
+  if (name.empty()) bad("it names no repository");
+  std::vector<std::string_view> parts;
+  for (std::size_t i = 0;;) {
+    auto j = name.find('/', i);
+    parts.push_back(name.substr(i, j == std::string_view::npos ? std::string_view::npos : j - i));
+    if (j == std::string_view::npos) break;
+    i = j + 1;
+  }
+  std::size_t first = 0;
+  if (parts.size() > 1) {
+    std::string_view d = parts[0];
+    bool lower = true;
+    for (char c : d) lower &= !(c >= 'A' && c <= 'Z');
+    if (d.find_first_of(".:") != std::string_view::npos || d == "localhost" || !lower) {
+      // A registry: host[:port], host names of letters, digits and '-'.
+      std::string_view host = d.substr(0, d.find(':'));
+      if (auto c = d.find(':'); c != std::string_view::npos) {
+        std::string_view port = d.substr(c + 1);
+        if (port.empty() || port.find_first_not_of("0123456789") != std::string_view::npos)
+          bad("the registry's port is not a number");
+      }
+      for (std::size_t i = 0;;) {
+        auto j = host.find('.', i);
+        std::string_view label = host.substr(i, j == std::string_view::npos ? std::string_view::npos : j - i);
+        if (label.empty() || label.front() == '-' || label.back() == '-') bad("the registry is not a host name");
+        for (char c : label)
+          if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') bad("the registry is not a host name");
+        if (j == std::string_view::npos) break;
+        i = j + 1;
+      }
+      first = 1;
+    }
+  }
+  std::size_t path_len = 0;
+  for (std::size_t k = first; k < parts.size(); k++) {
+    std::string_view p = parts[k];
+    path_len += p.size() + 1;
+    auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+    if (p.empty() || !alnum(p.front()) || !alnum(p.back())) {
+      bool upper = false;
+      for (char c : p) upper |= (c >= 'A' && c <= 'Z');
+      bad(upper ? "repository names are lower-case" : "expected [registry/]name[:tag][@digest]");
+    }
+    // Separators between runs of [a-z0-9]: '.', '_', "__" or dashes.
+    for (std::size_t i = 0; i < p.size();) {
+      if (alnum(p[i])) {
+        i++;
+        continue;
+      }
+      std::size_t j = i;
+      while (j < p.size() && !alnum(p[j])) j++;
+      std::string_view sep = p.substr(i, j - i);
+      bool ok = sep == "." || sep == "_" || sep == "__" || sep.find_first_not_of('-') == std::string_view::npos;
+      if (!ok) {
+        for (char c : sep)
+          if (c >= 'A' && c <= 'Z') bad("repository names are lower-case");
+        bad("a repository name has a character or separator it may not");
+      }
+      i = j;
+    }
+  }
+  if (path_len > 256) bad("the name is longer than 255 characters");
 }
 
 std::uint64_t parse_size(std::string_view text) {
@@ -127,8 +198,14 @@ Input parse_input(std::string_view input) {
     auto slash = rest.find('/');
     in.bucket = std::string(rest.substr(0, slash));
     if (slash != std::string_view::npos) in.prefix = std::string(rest.substr(slash + 1));
-    static const std::regex kBucket(R"(^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$)");
-    if (!std::regex_match(in.bucket, kBucket))
+    auto bucket_ok = [](const std::string& b) {
+      auto edge = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+      if (b.size() < 3 || b.size() > 63 || !edge(b.front()) || !edge(b.back())) return false;
+      for (char c : b)
+        if (!edge(c) && c != '.' && c != '-') return false;
+      return true;
+    };
+    if (!bucket_ok(in.bucket))
       failf(ErrorCode::kInvalidArgument,
             "input: \"{}\": \"{}\" is not an S3 bucket name (3-63 of a-z, 0-9, '.' and '-')",
             input, in.bucket);
