@@ -114,8 +114,7 @@ void LocalJobs::start() {
   } catch (Fail& f) {
     disabled_ = f.error;
   }
-  ensure_jobs_branch();
-  recover();
+  recover();  // (branch _jobs is made by the first run, not by a read)
   if (disabled_) return;
   for (std::size_t i = 0; i < opts_.max_runs; i++) workers_.emplace_back([this] { worker(); });
 }
@@ -198,6 +197,7 @@ void LocalJobs::finish(RunInfo r) {
 
 std::vector<RunInfo> LocalJobs::queue_runs(const CommitInfo& commit, const std::vector<FoundJob>& all,
                                            const std::set<std::string>& which) {
+  ensure_jobs_branch();
   auto cycles = find_cycles(all);
   std::map<std::string, const FoundJob*> by_name;
   for (const auto& j : all) by_name[j.name] = &j;
