@@ -190,9 +190,14 @@ std::unique_ptr<Container> Runtime::start(const ContainerSpec& spec) {
 }
 
 void Runtime::remove(const std::string& id) {
-  std::vector<std::string> argv = base_args();
-  argv.insert(argv.end(), {"delete", "--force", id});
-  run_process(argv, {}, "runc");
+  // Best effort, and never a throw: it runs in destructors. What it could
+  // not remove, the next engine's remove_leftovers() does.
+  try {
+    std::vector<std::string> argv = base_args();
+    argv.insert(argv.end(), {"delete", "--force", id});
+    run_process(argv, {}, "runc");
+  } catch (...) {
+  }
   std::error_code ec;
   fs::remove_all(dir_ / "bundles" / id, ec);
 }
