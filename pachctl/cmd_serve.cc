@@ -129,7 +129,19 @@ int run_serve(const ServeOptions& o, Context& ctx) {
   if (!store) return ctx.fail(store.error());
   auto info = (*store)->info();
   if (!info) return ctx.fail(info.error());
-  // The job engine, over the same store (the server owns both).
+
+  // SIGTERM and SIGINT are taken by a thread of their own (blocked in all
+  // others, which inherit this mask): it stops the server, which finishes
+  // the requests in progress before run() returns.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);  // a client that goes away is an error on its socket, not our end
+
+  // The job engine, over the same store (the server owns both). Made after
+  // the signal mask: its threads inherit it, so SIGTERM reaches the waiter.
   pfs::JobsOptions jopts;
   jopts.image_engine = o.image_engine;
   jopts.runtime = o.runtime;
@@ -142,16 +154,6 @@ int run_serve(const ServeOptions& o, Context& ctx) {
   };
   auto jobs = pfs::open_jobs(**store, jopts);
   if (!jobs) return ctx.fail(jobs.error());
-
-  // SIGTERM and SIGINT are taken by a thread of their own (blocked in all
-  // others, which inherit this mask): it stops the server, which finishes
-  // the requests in progress before run() returns.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);  // a client that goes away is an error on its socket, not our end
 
   auto server = pfs::Server::create(std::move(*store), opts, std::move(*jobs));
   if (!server) return ctx.fail(server.error());
