@@ -490,17 +490,22 @@ namespace {
 
 }  // namespace
 
+RunInfo LocalJobs::succeeded_run(const std::string& commit, const std::string& job, std::chrono::milliseconds wait) {
+  RunInfo r = ended_run(commit, job, wait);
+  if (!ended(r.state))
+    failf(ErrorCode::kBusy, "job {} is still {} on commit {} ({} of {} datums done); ask again later", r.job,
+          run_state_name(r.state), commit, r.datums_done, r.datums_total);
+  if (r.state != RunState::kSuccess) no_output(r);
+  return r;
+}
+
 Result<FileInfo> LocalJobs::get_output(std::string_view commit, std::string_view job, std::string_view path,
                                        Sink& out, const OutputOptions& opts) {
   return guard([&] {
     check_name(job, "job");
     std::string p = normalize_path(path);
     std::string c = full_commit(commit);
-    RunInfo r = ended_run(c, std::string(job), opts.wait);
-    if (!ended(r.state))
-      failf(ErrorCode::kBusy, "job {} is still {} on commit {} ({} of {} datums done); ask again later", r.job,
-            run_state_name(r.state), c, r.datums_done, r.datums_total);
-    if (r.state != RunState::kSuccess) no_output(r);
+    RunInfo r = succeeded_run(c, std::string(job), opts.wait);
     std::string base = fmt::format("out/{}/{}", c, r.job);
     auto g = store_.get_file(Ref::branch(kJobsBranch), base + "/" + p, out);
     if (!g && g.error().code == ErrorCode::kNotFound)
@@ -517,11 +522,7 @@ Result<std::vector<FileInfo>> LocalJobs::list_output(std::string_view commit, st
   return guard([&] {
     check_name(job, "job");
     std::string c = full_commit(commit);
-    RunInfo r = ended_run(c, std::string(job), opts.wait);
-    if (!ended(r.state))
-      failf(ErrorCode::kBusy, "job {} is still {} on commit {} ({} of {} datums done); ask again later", r.job,
-            run_state_name(r.state), c, r.datums_done, r.datums_total);
-    if (r.state != RunState::kSuccess) no_output(r);
+    RunInfo r = succeeded_run(c, std::string(job), opts.wait);
     std::string base = fmt::format("out/{}/{}", c, r.job);
     std::string_view q = dir_or_glob;
     while (!q.empty() && q.front() == '/') q.remove_prefix(1);

@@ -102,6 +102,10 @@ class LocalJobs final : public Jobs {
   std::string full_commit(std::string_view commit);
   RunInfo ended_run(const std::string& commit, const std::string& job,
                     std::chrono::milliseconds wait);
+  // The run of (commit, job) once it has ended (waiting up to `wait`), when
+  // it succeeded; throws kBusy while it runs, kConflict (why) when it did
+  // not succeed: what every read of an output checks first.
+  RunInfo succeeded_run(const std::string& commit, const std::string& job, std::chrono::milliseconds wait);
   void notice(const std::string& line);
   void must_run();  // throws why runs cannot start here (disabled_)
   void ensure_jobs_branch();
