@@ -4,7 +4,6 @@
 // not 2xx turned back into the same pfs::Error a local store returns, so
 // pachctl prints the same message and exits the same way.
 #include "http_transport.h"
-#include "lazy_lib.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,31 +18,10 @@
 #include <pfs/server.h>  // code_of_http_status
 
 
-// curl.h defines these two as macros of themselves; the wrappers below
-// take their names.
-#undef curl_easy_setopt
-#undef curl_easy_getinfo
-
-namespace pfs::detail {
-
-PFS_LAZY_FN(curl_lib, curl_easy_cleanup)
-PFS_LAZY_FN(curl_lib, curl_easy_getinfo)
-PFS_LAZY_FN(curl_lib, curl_easy_init)
-PFS_LAZY_FN(curl_lib, curl_easy_perform)
-PFS_LAZY_FN(curl_lib, curl_easy_setopt)
-PFS_LAZY_FN(curl_lib, curl_easy_strerror)
-PFS_LAZY_FN(curl_lib, curl_global_init)
-PFS_LAZY_FN(curl_lib, curl_slist_append)
-PFS_LAZY_FN(curl_lib, curl_slist_free_all)
-
-}  // namespace pfs::detail
 
 namespace pfs::detail::remote {
 namespace {
 
-struct CurlGlobal {
-  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
-};
 
 // One request's state, shared with libcurl's callbacks.
 struct Call {
@@ -245,8 +223,7 @@ CURL* Transport::take_handle() {
       return h;
     }
   }
-  static CurlGlobal global;
-  CURL* h = curl_easy_init();
+  CURL* h = new_curl_handle();
   if (!h) fail(ErrorCode::kInternal, "cannot start an HTTP request: curl_easy_init failed (out of memory?)");
   return h;
 }

@@ -5,10 +5,7 @@
 // (its {"error", "code"} body, else the status: http_status.cc).
 #pragma once
 
-// The C functions are called through lazy_lib.h wrappers (http_transport.cc);
-// GCC's type-checking macros of curl_easy_setopt would call them directly.
-#define CURL_DISABLE_TYPECHECK 1
-#include <curl/curl.h>
+#include "curl_lazy.h"  // libcurl, loaded on first use
 
 #include <cstdint>
 #include <mutex>

@@ -5,7 +5,6 @@
 // thread alone).
 #include "container_http.h"
 
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -19,30 +18,8 @@
 
 #include "fail.h"
 #include "fsutil.h"
-#include "lazy_lib.h"
+#include "curl_lazy.h"
 
-// curl.h defines these as macros of themselves; the wrappers take the names.
-#undef curl_easy_setopt
-#undef curl_easy_getinfo
-
-namespace pfs::detail {
-PFS_LAZY_FN(curl_lib, curl_easy_cleanup)
-PFS_LAZY_FN(curl_lib, curl_easy_getinfo)
-PFS_LAZY_FN(curl_lib, curl_easy_init)
-PFS_LAZY_FN(curl_lib, curl_easy_perform)
-PFS_LAZY_FN(curl_lib, curl_easy_setopt)
-PFS_LAZY_FN(curl_lib, curl_easy_strerror)
-PFS_LAZY_FN(curl_lib, curl_global_init)
-PFS_LAZY_FN(curl_lib, curl_mime_addpart)
-PFS_LAZY_FN(curl_lib, curl_mime_data_cb)
-PFS_LAZY_FN(curl_lib, curl_mime_filename)
-PFS_LAZY_FN(curl_lib, curl_mime_free)
-PFS_LAZY_FN(curl_lib, curl_mime_init)
-PFS_LAZY_FN(curl_lib, curl_mime_name)
-PFS_LAZY_FN(curl_lib, curl_mime_type)
-PFS_LAZY_FN(curl_lib, curl_slist_append)
-PFS_LAZY_FN(curl_lib, curl_slist_free_all)
-}  // namespace pfs::detail
 
 namespace pfs::detail::jobs {
 
@@ -150,12 +127,7 @@ std::string url_path(const std::string& path) {
 }
 
 ContainerHttp::ContainerHttp(int net_fd) : net_fd_(net_fd) {
-  static const bool once = [] {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    return true;
-  }();
-  (void)once;
-  curl_ = curl_easy_init();
+  curl_ = new_curl_handle();
   if (!curl_) fail(ErrorCode::kInternal, "libcurl could not make a handle");
 }
 

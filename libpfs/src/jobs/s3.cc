@@ -14,30 +14,12 @@
 #include <fstream>
 #include <thread>
 
-#define CURL_DISABLE_TYPECHECK 1
-#include <curl/curl.h>
-
 #include <fmt/format.h>
 
 #include "fail.h"
 #include "fsutil.h"
-#include "lazy_lib.h"
+#include "curl_lazy.h"
 
-#undef curl_easy_setopt
-#undef curl_easy_getinfo
-
-namespace pfs::detail {
-PFS_LAZY_FN(curl_lib, curl_easy_cleanup)
-PFS_LAZY_FN(curl_lib, curl_easy_getinfo)
-PFS_LAZY_FN(curl_lib, curl_easy_init)
-PFS_LAZY_FN(curl_lib, curl_easy_perform)
-PFS_LAZY_FN(curl_lib, curl_easy_reset)
-PFS_LAZY_FN(curl_lib, curl_easy_setopt)
-PFS_LAZY_FN(curl_lib, curl_easy_strerror)
-PFS_LAZY_FN(curl_lib, curl_global_init)
-PFS_LAZY_FN(curl_lib, curl_slist_append)
-PFS_LAZY_FN(curl_lib, curl_slist_free_all)
-}  // namespace pfs::detail
 
 namespace pfs::detail::jobs {
 
@@ -140,11 +122,6 @@ size_t on_data(char* p, size_t size, size_t n, void* v) {
 }
 
 void setup(void* curl, const S3Config& c, curl_slist*& headers, const std::vector<std::string>& extra) {
-  static const bool once = [] {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    return true;
-  }();
-  (void)once;
   std::string sig = "aws:amz:" + c.region + ":s3";
   curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, sig.c_str());
   std::string userpwd = c.access_key + ":" + c.secret_key;
@@ -235,7 +212,7 @@ S3Config s3_config(const std::string& credentials_file) {
 }
 
 S3Client::S3Client(S3Config c) : c_(std::move(c)) {
-  curl_ = curl_easy_init();
+  curl_ = new_curl_handle();
   if (!curl_) fail(ErrorCode::kInternal, "libcurl could not make a handle");
 }
 
@@ -321,7 +298,7 @@ std::string S3Client::authorization_for(const S3Config& c, const std::string& ur
     const char* ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     [[maybe_unused]] auto w = ::write(conn.get(), ok, std::strlen(ok));
   });
-  void* curl = curl_easy_init();
+  void* curl = new_curl_handle();
   curl_slist* headers = nullptr;
   setup(curl, c, headers, extra);
   // Whatever host the URL names, connect to the listener.
