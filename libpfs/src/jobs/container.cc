@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -30,19 +31,49 @@ json mount(const char* dest, const char* type, const char* source, std::vector<s
 }
 
 // The bundle's config.json (OCI runtime spec 1.0).
-json oci_config(const ContainerSpec& s, const std::string& id) {
-  std::vector<std::string> args = s.image.entrypoint;
+json oci_config(const ContainerSpec& s, const std::string& id, const fs::path& root) {
+  std::vector<std::string> args;
+  if (s.use_entrypoint) args = s.image.entrypoint;
   args.insert(args.end(), s.command.begin(), s.command.end());
   std::vector<std::string> env = s.image.env;
+  for (const auto& e : s.env) {  // the spec's variables replace the image's
+    std::string key = e.substr(0, e.find('=') + 1);
+    std::erase_if(env, [&](const std::string& x) { return x.rfind(key, 0) == 0; });
+    env.push_back(e);
+  }
   bool has_path = false;
   for (const auto& e : env) has_path |= e.rfind("PATH=", 0) == 0;
   if (!has_path) env.push_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-  // Only what a web server on port 80 needs.
+  // A job's web server gets only what serving on port 80 needs; a
+  // pipeline's command the capabilities a container usually has (as root
+  // in its own namespaces: chown, set ids, ...), so ordinary images work.
   std::vector<std::string> caps = {"CAP_NET_BIND_SERVICE", "CAP_KILL", "CAP_AUDIT_WRITE"};
+  if (s.pipeline_caps)
+    caps = {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_SETGID", "CAP_SETUID",
+            "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_KILL", "CAP_AUDIT_WRITE", "CAP_SYS_CHROOT"};
   json resources = {{"devices", json::array({{{"allow", false}, {"access", "rwm"}}})},
                     {"pids", {{"limit", s.pids}}}};
   if (s.memory) resources["memory"] = {{"limit", s.memory}};
   if (s.cpu_shares) resources["cpu"] = {{"shares", s.cpu_shares}};
+  if (s.cpus > 0) {
+    resources["cpu"]["period"] = 100000;
+    resources["cpu"]["quota"] = static_cast<std::int64_t>(s.cpus * 100000);
+  }
+  json mounts = json::array(
+      {mount("/proc", "proc", "proc", {}),
+       mount("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"}),
+       mount("/dev/pts", "devpts", "devpts", {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}),
+       mount("/dev/shm", "tmpfs", "shm", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}),
+       mount("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}),
+       mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}),
+       // Scratch space, counted against the memory limit.
+       mount("/tmp", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=1777", "size=262144k"}),
+       mount("/run", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=755", "size=16384k"})});
+  for (const auto& b : s.binds) {
+    std::vector<std::string> o = {"rbind", "nosuid", "nodev"};
+    o.push_back(b.readonly ? "ro" : "rw");
+    mounts.push_back(mount(b.destination.c_str(), "bind", b.source.c_str(), o));
+  }
   return json{
       {"ociVersion", "1.0.2"},
       {"process",
@@ -55,19 +86,9 @@ json oci_config(const ContainerSpec& s, const std::string& id) {
          {{"bounding", caps}, {"effective", caps}, {"permitted", caps}, {"ambient", json::array()}}},
         {"rlimits", json::array({{{"type", "RLIMIT_NOFILE"}, {"hard", 1024}, {"soft", 1024}}})},
         {"noNewPrivileges", true}}},
-      {"root", {{"path", s.image.rootfs.string()}, {"readonly", true}}},
+      {"root", {{"path", root.string()}, {"readonly", !s.writable_root}}},
       {"hostname", "pfs-job"},
-      {"mounts",
-       json::array({mount("/proc", "proc", "proc", {}),
-                    mount("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"}),
-                    mount("/dev/pts", "devpts", "devpts",
-                          {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}),
-                    mount("/dev/shm", "tmpfs", "shm", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}),
-                    mount("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}),
-                    mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}),
-                    // Scratch space, counted against the memory limit.
-                    mount("/tmp", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=1777", "size=262144k"}),
-                    mount("/run", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=755", "size=16384k"})})},
+      {"mounts", mounts},
       {"linux",
        {{"cgroupsPath", "/pfs-jobs/" + id},
         {"resources", resources},
@@ -128,9 +149,24 @@ std::unique_ptr<Container> Runtime::start(const ContainerSpec& spec) {
   c->memory_ = spec.memory;
   fs::create_directories(c->bundle_);
   fs::create_directories(state_);
+  fs::path root = spec.image.rootfs;
+  if (spec.writable_root) {
+    // The image stays shared and untouched: writes land in an upper layer
+    // in the bundle, removed with it.
+    root = c->bundle_ / "rootfs";
+    for (const char* d : {"rootfs", "upper", "work"}) fs::create_directories(c->bundle_ / d);
+    std::string opts = fmt::format("lowerdir={},upperdir={},workdir={}", spec.image.rootfs.string(),
+                                   (c->bundle_ / "upper").string(), (c->bundle_ / "work").string());
+    if (::mount("overlay", root.c_str(), "overlay", 0, opts.c_str()) != 0) {
+      int e = errno;
+      std::error_code ec;
+      fs::remove_all(c->bundle_, ec);
+      fail_errno(e, "mount an overlay root file system for a container at " + root.string());
+    }
+  }
   {
     std::ofstream cfg(c->bundle_ / "config.json");
-    cfg << oci_config(spec, c->id_).dump(2);
+    cfg << oci_config(spec, c->id_, root).dump(2);
     if (!cfg) failf(ErrorCode::kIo, "cannot write {}", (c->bundle_ / "config.json").string());
   }
   // The container's stdout and stderr: a pipe drained into the log file.
@@ -164,7 +200,9 @@ std::unique_ptr<Container> Runtime::start(const ContainerSpec& spec) {
   argv.push_back((c->bundle_ / "pid").string());
   argv.push_back(c->id_);
   ProcessOptions po;
-  po.out_fd = wr.get();
+  po.out_fd = spec.stdout_fd >= 0 ? spec.stdout_fd : wr.get();
+  po.err_fd = wr.get();
+  po.in_fd = spec.stdin_fd;
   po.timeout = std::chrono::seconds(60);
   ProcessResult r = run_process(argv, po, "runc");
   wr.reset();  // the container holds the only writing end now
@@ -198,8 +236,17 @@ void Runtime::remove(const std::string& id) {
     run_process(argv, {}, "runc");
   } catch (...) {
   }
+  if (!unmount_root(id)) return;
   std::error_code ec;
   fs::remove_all(dir_ / "bundles" / id, ec);
+}
+
+bool Runtime::unmount_root(const std::string& id) {
+  fs::path root = dir_ / "bundles" / id / "rootfs";
+  // Lazily, so a busy mount cannot keep it: nothing below is reachable
+  // through it afterwards, and remove_all then only meets an empty folder.
+  // Still mounted (false): the bundle must stay, remove_all would walk the image.
+  return ::umount2(root.c_str(), MNT_DETACH) == 0 || errno == EINVAL || errno == ENOENT;
 }
 
 std::size_t Runtime::remove_leftovers() {
@@ -216,7 +263,11 @@ std::size_t Runtime::remove_leftovers() {
       }
   }
   std::error_code ec;
-  fs::remove_all(dir_ / "bundles", ec);
+  // Overlay roots of containers that were never made (a kill between the
+  // mount and runc) are unmounted before anything is removed.
+  if (fs::exists(dir_ / "bundles"))
+    for (const auto& e : fs::directory_iterator(dir_ / "bundles", ec))
+      if (unmount_root(e.path().filename().string())) fs::remove_all(e.path(), ec);
   return n;
 }
 

@@ -24,14 +24,33 @@
 
 namespace pfs::detail::jobs {
 
+// A host directory the container sees at `destination`.
+struct Bind {
+  std::filesystem::path source;
+  std::string destination;
+  bool readonly = true;
+};
+
 struct ContainerSpec {
   Image image;
-  std::vector<std::string> command;  // after the image's entrypoint
+  std::vector<std::string> command;  // after the image's entrypoint (see use_entrypoint)
+  bool use_entrypoint = true;        // false: `command` is the whole argv (Pachyderm's cmd)
+  std::vector<std::string> env;      // "KEY=value", added to (and over) the image's
   std::uint64_t memory = 0;          // bytes (0: no limit)
   std::uint64_t cpu_shares = 0;      // 0: the runtime's default
+  double cpus = 0;                   // a CPU quota, in CPUs (0: none)
   std::uint64_t pids = 256;
   std::uint64_t max_log_bytes = 8 << 20;
   std::filesystem::path log_file;  // stdout and stderr go here (created)
+  // Pipelines: the image's root file system writable, through an overlay
+  // whose upper layer is thrown away with the container (scratch space);
+  // the usual capabilities of a container instead of only a web server's;
+  // host directories mounted in; and the first process's stdin and stdout
+  // connected to these descriptors (stderr still goes to log_file).
+  bool writable_root = false;
+  bool pipeline_caps = false;
+  std::vector<Bind> binds;
+  int stdin_fd = -1, stdout_fd = -1;
 };
 
 class Runtime;
@@ -85,6 +104,8 @@ class Runtime {
  private:
   friend class Container;
   void remove(const std::string& id);
+  // Unmounts a bundle's overlay root, if it has one; false when it stays mounted.
+  bool unmount_root(const std::string& id);
   std::vector<std::string> base_args() const;
   std::filesystem::path dir_, state_;
   std::string runc_;

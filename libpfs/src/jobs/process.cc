@@ -46,9 +46,12 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
   Pipe out, err;
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  if (opts.in_fd >= 0)
+    posix_spawn_file_actions_adddup2(&fa, opts.in_fd, 0);
+  else
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   int target_out = opts.out_fd >= 0 ? opts.out_fd : out.w;
-  int target_err = opts.out_fd >= 0 ? opts.out_fd : err.w;
+  int target_err = opts.err_fd >= 0 ? opts.err_fd : opts.out_fd >= 0 ? opts.out_fd : err.w;
   posix_spawn_file_actions_adddup2(&fa, target_out, 1);
   posix_spawn_file_actions_adddup2(&fa, target_err, 2);
   posix_spawnattr_t attr;

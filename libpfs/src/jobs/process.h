@@ -21,9 +21,11 @@ struct ProcessOptions {
   std::size_t max_output = 1 << 20;           // bytes kept of stdout and of stderr
   // The child's stdout and stderr go here instead of being captured (-1: captured).
   int out_fd = -1;
+  int err_fd = -1;  // the child's stderr goes here instead (-1: as stdout)
+  int in_fd = -1;   // the child's stdin (-1: /dev/null)
 };
 
-// Runs argv[0] (looked up on PATH) with argv, stdin from /dev/null.
+// Runs argv[0] (looked up on PATH) with argv, stdin from /dev/null (or opts.in_fd).
 // Throws kUnsupported when the program is not found (saying `install`
 // is the package), kIo when it cannot be started.
 ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& opts = {},
