@@ -150,7 +150,7 @@ struct DatumFile {
 };
 
 struct DatumInfo {
-  std::string id;  // 16 hex digits: a hash of its inputs' names, paths and contents
+  std::string id;  // 32 hex digits: a hash of its inputs' names, paths and contents
   DatumState state = DatumState::kPending;
   std::vector<DatumFile> files;
   std::uint32_t tries = 0;
