@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include <pfs/jobs.h>
+#include <pfs/pipelines.h>
 #include <pfs/result.h>
 #include <pfs/types.h>
 
@@ -55,6 +56,17 @@ PFS_EXPORT void to_json(nlohmann::json& j, const JobSpec& v);
 PFS_EXPORT void from_json(const nlohmann::json& j, JobSpec& v);
 PFS_EXPORT void to_json(nlohmann::json& j, const RunInfo& v);
 PFS_EXPORT void from_json(const nlohmann::json& j, RunInfo& v);
+// Pipelines (pfs/pipelines.h). A PipelineSpec's form is Pachyderm's (pipeline_json()).
+PFS_EXPORT void to_json(nlohmann::json& j, const PipelineSpec& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, PipelineSpec& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const PipelineInfo& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, PipelineInfo& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const PipelineRun& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, PipelineRun& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const DatumInfo& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, DatumInfo& v);
+PFS_EXPORT void to_json(nlohmann::json& j, const DatumTrial& v);
+PFS_EXPORT void from_json(const nlohmann::json& j, DatumTrial& v);
 
 // "2026-11-24T19:02:28.123456789Z" for nanoseconds since the epoch.
 PFS_EXPORT std::string format_time_utc(std::int64_t ns);

@@ -1,0 +1,804 @@
+// pipeline_engine.cc: PipelineEngine: creating, changing and reading
+// pipelines; the trigger (commit events -> queued runs); the scheduler
+// (one run per pipeline at a time, JobsOptions::max_runs at once); runs,
+// datums, logs and flush-commit as the API shows them.
+#include <signal.h>
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <pfs/json.h>
+
+#include "fail.h"
+#include "names.h"
+#include "pipeline_engine.h"
+#include "spec.h"
+
+namespace pfs::detail::jobs {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool ended(PipelineRunState s) { return s != PipelineRunState::kQueued && s != PipelineRunState::kRunning; }
+
+std::string run_id(const std::string& pipeline, std::uint64_t n) { return fmt::format("{}@{}", pipeline, n); }
+
+}  // namespace
+
+PipelineEngine::PipelineEngine(Client& store, const JobsOptions& opts, fs::path work, ImageStore& images,
+                               Runtime& runtime, std::optional<Error> disabled)
+    : store_(store), opts_(opts), work_(std::move(work)), images_(images), runtime_(runtime),
+      disabled_(std::move(disabled)) {}
+
+PipelineEngine::~PipelineEngine() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+    // Runs in progress end now, as killed: their finished datums stay in
+    // the cache and the next engine resumes them.
+    for (auto& [id, pids] : live_pids_)
+      for (pid_t p : pids) ::kill(p, SIGKILL);
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void PipelineEngine::notice(const std::string& line) {
+  if (opts_.log) opts_.log(line);
+}
+
+void PipelineEngine::must_run() {
+  if (disabled_) throw Fail{Error{disabled_->code, "cannot run pipelines: " + disabled_->message}};
+}
+
+std::pair<std::string, std::uint64_t> PipelineEngine::parse_run_id(std::string_view id) {
+  auto at = id.rfind('@');
+  std::uint64_t n = 0;
+  if (at == std::string_view::npos || at == 0 || at + 1 == id.size())
+    failf(ErrorCode::kInvalidArgument, "\"{}\" is not a run id: write <pipeline>@<number> (list them with: pachctl "
+          "list-run)", id);
+  for (char c : id.substr(at + 1)) {
+    if (c < '0' || c > '9' || n > (1ull << 50))
+      failf(ErrorCode::kInvalidArgument, "\"{}\" is not a run id: write <pipeline>@<number>", id);
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  std::string p(id.substr(0, at));
+  check_branch_name(p);
+  return {p, n};
+}
+
+PipelineMeta PipelineEngine::need(std::string_view name) {
+  check_branch_name(name);
+  auto m = load_meta(std::string(name));
+  if (!m) failf(ErrorCode::kNotFound, "no pipeline {} (list them with: pachctl list-pipeline)", name);
+  return std::move(*m);
+}
+
+std::vector<std::string> PipelineEngine::readers_of(const std::string& b) {
+  std::vector<std::string> out;
+  for (const auto& name : pipeline_names())
+    if (auto m = load_meta(name)) {
+      auto in = pipeline_inputs(m->info.spec);
+      if (std::find(in.begin(), in.end(), b) != in.end()) out.push_back(name);
+    }
+  return out;
+}
+
+// ---- start, trigger, scheduler ----------------------------------------------
+
+void PipelineEngine::start() {
+  if (disabled_) return;
+  fs::create_directories(work_ / "pipelines");
+  // Where to resume the commit events from: now, before catching up, so
+  // that nothing committed from here on is missed (a commit seen twice is
+  // queued once: queue_run checks).
+  WaitOptions wo;
+  wo.timeout_ms = 0;
+  std::string cursor = unwrap(store_.wait_commits(wo)).cursor;
+  for (const auto& name : pipeline_names()) {
+    try {
+      catch_up(name);
+    } catch (Fail& f) {
+      notice(fmt::format("pipeline {}: cannot resume: {}", name, f.error.message));
+    }
+  }
+  threads_.emplace_back([this, cursor] {
+    std::string c = cursor;
+    for (;;) {
+      {
+        std::lock_guard lk(mu_);
+        if (stopping_) return;
+      }
+      WaitOptions w;
+      w.since = c;
+      w.timeout_ms = 5000;
+      w.cancelled = [this] {
+        std::lock_guard lk(mu_);
+        return stopping_;
+      };
+      auto ev = store_.wait_commits(w);
+      if (!ev) {
+        notice("pipelines: waiting for commits failed: " + ev.error().message);
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        continue;
+      }
+      c = ev->cursor;
+      for (const auto& e : ev->events) {
+        if (e.branch.empty() || e.branch[0] == '_') continue;
+        for (const auto& name : readers_of(e.branch)) {
+          try {
+            auto m = load_meta(name);
+            if (!m || m->info.stopped) continue;
+            // Oldest first: one run per commit, in the order they were made.
+            for (auto it = e.commits.rbegin(); it != e.commits.rend(); ++it)
+              queue_run(*m, fmt::format("{}@{}", e.branch, it->id), {{e.branch, it->id}});
+          } catch (Fail& f) {
+            notice(fmt::format("pipeline {}: cannot queue a run for a commit of {}: {}", name, e.branch,
+                               f.error.message));
+          }
+        }
+      }
+    }
+  });
+  for (std::size_t i = 0; i < std::max<std::size_t>(opts_.max_runs, 1); i++)
+    threads_.emplace_back([this] { scheduler(); });
+}
+
+// Requeues the runs a stopped or killed engine left (the newest runs of a
+// pipeline that have not ended), then queues a run when an input's head
+// is not what the newest run read.
+void PipelineEngine::catch_up(const std::string& name) {
+  auto m = load_meta(name);
+  if (!m || m->info.stopped) return;
+  std::vector<PipelineRun> open;
+  for (std::uint64_t n = m->next_run; n-- > 1;) {
+    auto r = read_run(name, n);
+    if (!r) continue;
+    if (ended(r->state) && r->state != PipelineRunState::kKilled) break;
+    if (r->state == PipelineRunState::kKilled || !ended(r->state)) open.push_back(*r);
+  }
+  std::reverse(open.begin(), open.end());
+  {
+    std::lock_guard lk(mu_);
+    for (auto& r : open) {
+      bool queued = false;
+      for (const auto& q : queue_) queued |= q.id == r.id;
+      if (queued || running_.count(name)) continue;
+      r.state = PipelineRunState::kQueued;
+      r.reason = "resumed: the engine stopped during the run; finished datums are reused";
+      queue_.push_back(r);
+    }
+  }
+  cv_.notify_all();
+  // The newest inputs.
+  std::map<std::string, std::string> heads;
+  for (const auto& b : pipeline_inputs(m->info.spec)) {
+    auto bi = store_.inspect_branch(b);
+    if (bi && !bi->head.empty()) heads[b] = bi->head;
+  }
+  std::optional<PipelineRun> newest;
+  if (m->next_run > 1) newest = read_run(name, m->next_run - 1);
+  bool same = newest.has_value();
+  if (newest)
+    for (const auto& [b, c] : heads) {
+      bool found = false;
+      for (const auto& p : newest->provenance) found |= p.branch == b && p.commit == c;
+      same &= found;
+    }
+  if (!same && !heads.empty()) queue_run(*m, "catch-up: inputs changed while no engine ran");
+}
+
+PipelineRun PipelineEngine::queue_run(PipelineMeta& m, const std::string& trigger,
+                                      const std::map<std::string, std::string>& fixed) {
+  ensure_records_branch();
+  const std::string& name = m.info.spec.name;
+  PipelineRun r;
+  r.pipeline = name;
+  r.spec_version = m.info.version;
+  r.trigger = trigger;
+  r.queued_ns = now_ns();
+  for (const auto& b : pipeline_inputs(m.info.spec)) {
+    std::string c;
+    if (auto f = fixed.find(b); f != fixed.end()) {
+      c = f->second;
+    } else {
+      auto bi = store_.inspect_branch(b);
+      if (bi) c = bi->head;
+    }
+    r.provenance.push_back({b, c});
+  }
+  std::unique_lock lk(mu_);
+  // The same input commits queued (or running) already: once is enough.
+  auto same = [&](const PipelineRun& o) { return o.pipeline == name && o.provenance == r.provenance; };
+  for (const auto& q : queue_)
+    if (same(q)) return q;
+  if (auto it = running_.find(name); it != running_.end() && same(it->second) && fixed.size() == 1) return it->second;
+  lk.unlock();
+  // Reload: another thread may have queued one meanwhile (numbers are taken under records_mu_).
+  std::lock_guard rl(records_mu_);
+  auto fresh = load_meta(name);
+  if (!fresh) failf(ErrorCode::kNotFound, "pipeline {} was deleted", name);
+  r.number = fresh->next_run++;
+  r.id = run_id(name, r.number);
+  fresh->info.last_run = r.id;
+  fresh->info.last_state = "queued";
+  save_meta(*fresh);
+  m = *fresh;
+  write_run(r);
+  lk.lock();
+  queue_.push_back(r);
+  lk.unlock();
+  cv_.notify_all();
+  return r;
+}
+
+bool operator==(const ProvenanceEntry& a, const ProvenanceEntry& b) {
+  return a.branch == b.branch && a.commit == b.commit;
+}
+
+void PipelineEngine::scheduler() {
+  for (;;) {
+    PipelineRun run;
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait(lk, [&] {
+        if (stopping_) return true;
+        for (const auto& q : queue_)
+          if (!running_.count(q.pipeline)) return true;
+        return false;
+      });
+      if (stopping_) return;
+      auto it = std::find_if(queue_.begin(), queue_.end(), [&](const PipelineRun& q) { return !running_.count(q.pipeline); });
+      run = *it;
+      queue_.erase(it);
+      run.state = PipelineRunState::kRunning;
+      run.started_ns = now_ns();
+      running_[run.pipeline] = run;
+    }
+    PipelineRun done;
+    try {
+      done = execute(run);
+    } catch (Fail& f) {
+      done = run;
+      done.state = PipelineRunState::kFailure;
+      done.reason = f.error.message;
+    } catch (std::exception& e) {
+      done = run;
+      done.state = PipelineRunState::kFailure;
+      done.reason = std::string("internal error: ") + e.what();
+    }
+    if (done.finished_ns == 0) done.finished_ns = now_ns();
+    try {
+      {
+        std::lock_guard rl(records_mu_);
+        write_run(done);
+        if (auto m = load_meta(done.pipeline)) {
+          m->info.last_run = done.id;
+          m->info.last_state = std::string(pipeline_run_state_name(done.state));
+          if (done.state == PipelineRunState::kSuccess) {
+            m->last_success = done.number;
+            m->forced.clear();
+          }
+          save_meta(*m);
+        }
+      }
+      if (done.state == PipelineRunState::kFailure) mark_downstream_unrunnable(done);
+      commit_records(fmt::format("{}: {}", done.id, pipeline_run_state_name(done.state)));
+    } catch (Fail& f) {
+      notice(fmt::format("could not record the end of run {}: {}", done.id, f.error.message));
+    }
+    notice(fmt::format("run {}: {}{}{}", done.id, pipeline_run_state_name(done.state), done.reason.empty() ? "" : ": ",
+                       done.reason));
+    {
+      std::lock_guard lk(mu_);
+      running_.erase(done.pipeline);
+      live_datums_.erase(done.id);
+      live_pids_.erase(done.id);
+      stop_requested_.erase(done.pipeline);
+    }
+    cv_.notify_all();
+  }
+}
+
+// A failed run leaves the pipelines that read its output with nothing to
+// run on: each gets a run record saying so, carrying the failed run's
+// provenance, so that flush-commit reports it instead of waiting.
+void PipelineEngine::mark_downstream_unrunnable(const PipelineRun& failed) {
+  std::set<std::string> seen;
+  std::deque<std::pair<std::string, std::string>> todo = {{failed.pipeline, failed.id}};
+  while (!todo.empty()) {
+    auto [branch, because] = todo.front();
+    todo.pop_front();
+    for (const auto& name : readers_of(branch)) {
+      if (!seen.insert(name).second) continue;
+      std::lock_guard rl(records_mu_);
+      auto m = load_meta(name);
+      if (!m) continue;
+      PipelineRun r;
+      r.pipeline = name;
+      r.number = m->next_run++;
+      r.id = run_id(name, r.number);
+      r.spec_version = m->info.version;
+      r.state = PipelineRunState::kUnrunnable;
+      r.reason = fmt::format("upstream run {} did not succeed", because);
+      r.trigger = failed.trigger;
+      r.provenance = failed.provenance;
+      r.queued_ns = r.finished_ns = now_ns();
+      m->info.last_run = r.id;
+      m->info.last_state = "unrunnable";
+      save_meta(*m);
+      write_run(r);
+      todo.push_back({name, r.id});
+    }
+  }
+}
+
+// ---- definitions -------------------------------------------------------------
+
+namespace {
+
+// The pipelines downstream of branch `b` (reading it, directly or not).
+std::set<std::string> downstream(const std::map<std::string, std::vector<std::string>>& inputs, const std::string& b) {
+  std::set<std::string> out;
+  std::deque<std::string> todo = {b};
+  while (!todo.empty()) {
+    std::string x = todo.front();
+    todo.pop_front();
+    for (const auto& [p, in] : inputs)
+      if (std::find(in.begin(), in.end(), x) != in.end() && out.insert(p).second) todo.push_back(p);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<PipelineInfo> PipelineEngine::create_pipeline(std::string_view json_text) {
+  return guard([&] {
+    PipelineSpec spec = unwrap(parse_pipeline(json_text));
+    const std::string& name = spec.name;
+    if (load_meta(name))
+      failf(ErrorCode::kAlreadyExists, "pipeline {} exists (change it with: pachctl update-pipeline -f FILE)", name);
+    std::map<std::string, std::vector<std::string>> inputs;
+    for (const auto& p : pipeline_names())
+      if (auto m = load_meta(p)) inputs[p] = pipeline_inputs(m->info.spec);
+    for (const auto& b : pipeline_inputs(spec)) {
+      auto bi = store_.inspect_branch(b);
+      if (!bi && bi.error().code == ErrorCode::kNotFound)
+        failf(ErrorCode::kNotFound, "pipeline {} reads branch {}, which does not exist (create it with: pachctl "
+              "create-branch {}, or create the pipeline that writes it first)", name, b, b);
+      unwrap(std::move(bi));
+    }
+    // Its output branch: made now (empty), so that pipelines reading it
+    // can be created before its first run, as Pachyderm makes the output repo.
+    auto out = store_.inspect_branch(name);
+    if (out) {
+      auto head = out->head.empty() ? std::optional<CommitInfo>() : std::optional(unwrap(store_.inspect_commit(out->head)));
+      bool ours = !head || head->message.rfind(name + "@", 0) == 0 || (out->stats.files == 0 && !out->dirty);
+      if (!ours)
+        failf(ErrorCode::kAlreadyExists, "branch {} exists and holds data a pipeline did not write; a pipeline "
+              "commits its output to the branch of its name: choose another name, or delete the branch", name);
+    } else if (out.error().code == ErrorCode::kNotFound) {
+      unwrap(store_.create_branch(name, ""));
+      for (const auto& f : unwrap(store_.list_files(Ref::branch(name), "")))
+        unwrap(store_.delete_file(name, f.path));
+    } else {
+      unwrap(std::move(out));
+    }
+    // A cycle: one of its inputs is downstream of it.
+    auto down = downstream(inputs, name);
+    for (const auto& b : pipeline_inputs(spec))
+      if (down.count(b))
+        failf(ErrorCode::kInvalidArgument, "pipeline {} would close a cycle: it reads {}, which is computed from "
+              "its own output", name, b);
+    ensure_records_branch();
+    PipelineMeta m;
+    m.info.spec = spec;
+    m.info.spec_json = pipeline_json(spec);
+    m.info.version = short_hash(m.info.spec_json);
+    m.info.created_ns = m.info.updated_ns = now_ns();
+    {
+      std::lock_guard rl(records_mu_);
+      save_meta(m);
+    }
+    fs::remove_all(work_ / "pipelines" / name);  // a cache of an earlier pipeline of that name
+    commit_records(fmt::format("create pipeline {}", name));
+    if (!disabled_) queue_run(m, "create-pipeline");
+    return m.info;
+  });
+}
+
+Result<PipelineInfo> PipelineEngine::update_pipeline(std::string_view json_text, bool reprocess) {
+  return guard([&] {
+    PipelineSpec spec = unwrap(parse_pipeline(json_text));
+    PipelineMeta m = need(spec.name);
+    std::map<std::string, std::vector<std::string>> inputs;
+    for (const auto& p : pipeline_names())
+      if (p != spec.name)
+        if (auto o = load_meta(p)) inputs[p] = pipeline_inputs(o->info.spec);
+    for (const auto& b : pipeline_inputs(spec)) {
+      auto bi = store_.inspect_branch(b);
+      if (!bi && bi.error().code == ErrorCode::kNotFound)
+        failf(ErrorCode::kNotFound, "pipeline {} reads branch {}, which does not exist", spec.name, b);
+      unwrap(std::move(bi));
+    }
+    auto down = downstream(inputs, spec.name);
+    for (const auto& b : pipeline_inputs(spec))
+      if (down.count(b))
+        failf(ErrorCode::kInvalidArgument, "pipeline {} would close a cycle: it reads {}, which is computed from "
+              "its own output", spec.name, b);
+    {
+      std::lock_guard rl(records_mu_);
+      m = need(spec.name);
+      m.info.spec = spec;
+      m.info.spec_json = pipeline_json(spec);
+      m.info.version = short_hash(m.info.spec_json);
+      m.info.spec_number++;
+      m.info.updated_ns = now_ns();
+      if (reprocess) m.salt++;
+      save_meta(m);
+    }
+    commit_records(fmt::format("update pipeline {} (spec {}{})", spec.name, m.info.spec_number,
+                               reprocess ? ", reprocess" : ""));
+    if (!disabled_ && !m.info.stopped) queue_run(m, "update-pipeline");
+    return m.info;
+  });
+}
+
+Result<PipelineInfo> PipelineEngine::inspect_pipeline(std::string_view name) {
+  return guard([&] { return need(name).info; });
+}
+
+Result<std::vector<PipelineInfo>> PipelineEngine::list_pipelines() {
+  return guard([&] {
+    std::vector<PipelineInfo> out;
+    for (const auto& n : pipeline_names())
+      if (auto m = load_meta(n)) out.push_back(m->info);
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.spec.name < b.spec.name; });
+    return out;
+  });
+}
+
+Result<void> PipelineEngine::delete_pipeline(std::string_view name) {
+  return guard([&] {
+    PipelineMeta m = need(name);
+    std::string n(name);
+    for (const auto& reader : readers_of(n))
+      failf(ErrorCode::kConflict, "pipeline {} reads the output of {}: delete it first", reader, n);
+    {
+      std::unique_lock lk(mu_);
+      std::erase_if(queue_, [&](const PipelineRun& r) { return r.pipeline == n; });
+      if (running_.count(n)) {
+        stop_requested_.insert(n);
+        for (pid_t p : live_pids_[running_[n].id]) ::kill(p, SIGKILL);
+        cv_.notify_all();
+        cv_.wait(lk, [&] { return !running_.count(n); });
+      }
+    }
+    {
+      std::lock_guard rl(records_mu_);
+      for (const char* dir : {"pipelines", "runs", "datums", "logs"}) {
+        auto d = store_.delete_file(kPipelinesBranch, fmt::format("{}/{}", dir, n));
+        if (!d && d.error().code != ErrorCode::kNotFound) throw Fail{std::move(d).error()};
+      }
+    }
+    std::error_code ec;
+    fs::remove_all(work_ / "pipelines" / n, ec);
+    commit_records(fmt::format("delete pipeline {}", n));
+  });
+}
+
+Result<PipelineInfo> PipelineEngine::stop_pipeline(std::string_view name) {
+  return guard([&] {
+    PipelineMeta m = need(name);
+    std::string n(name);
+    {
+      std::lock_guard rl(records_mu_);
+      m = need(name);
+      m.info.stopped = true;
+      save_meta(m);
+    }
+    {
+      std::unique_lock lk(mu_);
+      // Queued runs stay recorded as killed: start resumes them.
+      std::vector<PipelineRun> dropped;
+      for (auto it = queue_.begin(); it != queue_.end();)
+        if (it->pipeline == n) {
+          dropped.push_back(*it);
+          it = queue_.erase(it);
+        } else {
+          ++it;
+        }
+      if (running_.count(n)) {
+        stop_requested_.insert(n);
+        for (pid_t p : live_pids_[running_[n].id]) ::kill(p, SIGKILL);
+        cv_.notify_all();
+        cv_.wait(lk, [&] { return !running_.count(n); });
+      }
+      lk.unlock();
+      std::lock_guard rl(records_mu_);
+      for (auto& r : dropped) {
+        r.state = PipelineRunState::kKilled;
+        r.reason = "the pipeline was stopped before the run began; start-pipeline resumes it";
+        write_run(r);
+      }
+    }
+    commit_records(fmt::format("stop pipeline {}", n));
+    return need(name).info;
+  });
+}
+
+Result<PipelineInfo> PipelineEngine::start_pipeline(std::string_view name) {
+  return guard([&] {
+    PipelineMeta m = need(name);
+    {
+      std::lock_guard rl(records_mu_);
+      m = need(name);
+      m.info.stopped = false;
+      save_meta(m);
+    }
+    commit_records(fmt::format("start pipeline {}", m.info.spec.name));
+    if (!disabled_) catch_up(m.info.spec.name);
+    return need(name).info;
+  });
+}
+
+// ---- runs, datums, logs --------------------------------------------------------
+
+std::optional<PipelineRun> PipelineEngine::current_run(const std::string& pipeline, std::uint64_t n) {
+  {
+    std::lock_guard lk(mu_);
+    std::string id = run_id(pipeline, n);
+    if (auto it = running_.find(pipeline); it != running_.end() && it->second.id == id) return it->second;
+    for (const auto& q : queue_)
+      if (q.id == id) return q;
+  }
+  return read_run(pipeline, n);
+}
+
+Result<std::vector<PipelineRun>> PipelineEngine::list_runs(const RunFilter& filter) {
+  return guard([&] {
+    std::vector<std::string> names;
+    if (!filter.pipeline.empty())
+      names.push_back(need(filter.pipeline).info.spec.name);
+    else
+      names = pipeline_names();
+    std::string commit;
+    if (!filter.commit.empty()) commit = unwrap(store_.inspect_commit(filter.commit)).id;
+    std::vector<PipelineRun> out;
+    for (const auto& p : names) {
+      auto m = load_meta(p);
+      if (!m) continue;
+      for (std::uint64_t n = m->next_run; n-- > 1;) {
+        auto r = current_run(p, n);
+        if (!r) continue;
+        if (!commit.empty()) {
+          bool reads = r->output_commit == commit;
+          for (const auto& e : r->provenance) reads |= e.commit == commit;
+          if (!reads) continue;
+        }
+        out.push_back(std::move(*r));
+      }
+    }
+    std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.queued_ns > b.queued_ns; });
+    return out;
+  });
+}
+
+Result<PipelineRun> PipelineEngine::inspect_run(std::string_view id) {
+  return guard([&] {
+    auto [p, n] = parse_run_id(id);
+    need(p);
+    auto r = current_run(p, n);
+    if (!r) failf(ErrorCode::kNotFound, "pipeline {} has no run {} (list them with: pachctl list-run -p {})", p, n, p);
+    return *r;
+  });
+}
+
+Result<PipelineRun> PipelineEngine::wait_run(std::string_view id, std::chrono::milliseconds wait) {
+  return guard([&] {
+    auto [p, n] = parse_run_id(id);
+    auto deadline = std::chrono::steady_clock::now() + wait;
+    for (;;) {
+      auto r = unwrap(inspect_run(id));
+      if (ended(r.state) || std::chrono::steady_clock::now() >= deadline) return r;
+      std::unique_lock lk(mu_);
+      cv_.wait_until(lk, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(200)));
+    }
+  });
+}
+
+Result<std::vector<DatumInfo>> PipelineEngine::list_datums(std::string_view id) {
+  return guard([&] {
+    auto run = unwrap(inspect_run(id));
+    std::vector<DatumInfo> out;
+    {
+      std::lock_guard lk(mu_);
+      if (auto it = live_datums_.find(run.id); it != live_datums_.end()) {
+        for (const auto& [_, d] : it->second) out.push_back(d);
+        return out;
+      }
+    }
+    for (auto& d : read_datums(run.pipeline, run.number)) out.push_back(std::move(d.info));
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    return out;
+  });
+}
+
+Result<PipelineRun> PipelineEngine::restart_datum(std::string_view pipeline, std::string_view datum) {
+  return guard([&] {
+    must_run();
+    PipelineMeta m = need(pipeline);
+    std::string name = m.info.spec.name;
+    if (datum.empty()) fail(ErrorCode::kInvalidArgument, "name a datum (its id, as pachctl list-datum shows)");
+    // The datum, by id or unique prefix, in the newest run that has a table.
+    std::string found;
+    for (std::uint64_t n = m.next_run; n-- > 1 && found.empty();) {
+      for (const auto& d : read_datums(name, n))
+        if (d.info.id.rfind(datum, 0) == 0) {
+          if (!found.empty() && found != d.info.id)
+            failf(ErrorCode::kInvalidArgument, "datum prefix {} is ambiguous in run {}@{}", datum, name, n);
+          found = d.info.id;
+        }
+    }
+    if (found.empty())
+      failf(ErrorCode::kNotFound, "pipeline {} has no datum {} (list them with: pachctl list-datum {})", name, datum,
+            m.info.last_run.empty() ? name + "@1" : m.info.last_run);
+    {
+      std::lock_guard rl(records_mu_);
+      m = need(pipeline);
+      m.forced.insert(found);
+      save_meta(m);
+    }
+    commit_records(fmt::format("restart datum {} of pipeline {}", found, name));
+    // Its cached output (from a run that did not end) is forgotten too.
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(work_ / "pipelines" / name / "cache", ec)) {
+      std::ifstream meta(e.path() / "meta.json");
+      std::string text((std::istreambuf_iterator<char>(meta)), std::istreambuf_iterator<char>());
+      if (text.find(found) != std::string::npos) fs::remove_all(e.path(), ec);
+    }
+    // A run on the same inputs as the newest: force a new one.
+    PipelineRun r = queue_run(m, "restart-datum " + found);
+    return r;
+  });
+}
+
+Result<void> PipelineEngine::get_logs(const LogFilter& filter, Sink& out) {
+  return guard([&] {
+    std::vector<PipelineRun> runs;
+    if (!filter.run.empty()) {
+      runs.push_back(unwrap(inspect_run(filter.run)));
+    } else if (!filter.pipeline.empty()) {
+      runs = unwrap(list_runs(RunFilter{filter.pipeline, ""}));
+      std::reverse(runs.begin(), runs.end());  // oldest first
+    } else {
+      fail(ErrorCode::kInvalidArgument, "say whose logs: a pipeline (-p NAME) or a run (--run NAME@N)");
+    }
+    std::set<std::string> printed;  // run/datum already written
+    auto emit = [&](const PipelineRun& r, const std::string& datum, const std::string& text) {
+      if (!printed.insert(r.id + "/" + datum).second || text.empty()) return;
+      bool prefix = filter.datum.empty();
+      std::string block;
+      std::size_t pos = 0;
+      while (pos < text.size()) {
+        std::size_t nl = text.find('\n', pos);
+        std::size_t end = nl == std::string::npos ? text.size() : nl + 1;
+        if (prefix) block += fmt::format("{} {} ", r.id, datum.substr(0, 12));
+        block.append(text, pos, end - pos);
+        if (nl == std::string::npos) block += '\n';
+        pos = end;
+      }
+      unwrap(out.write(std::span<const char>(block.data(), block.size())));
+    };
+    auto stored = [&](const PipelineRun& r) {
+      auto l = store_.list_files(Ref::branch(kPipelinesBranch), fmt::format("logs/{}/{}", r.pipeline, r.number));
+      if (!l) return;
+      for (const auto& f : *l) {
+        std::string base = path_base(f.path);
+        std::string d = base.substr(0, base.find('.'));
+        if (!filter.datum.empty() && d.rfind(filter.datum, 0) != 0) continue;
+        if (auto t = read_text(f.path)) emit(r, d, *t);
+      }
+    };
+    // Logs of datums a live run has finished (its cache).
+    auto live = [&](const PipelineRun& r) {
+      fs::path run_logs = work_ / "pipelines" / r.pipeline / "logs" / std::to_string(r.number);
+      std::error_code ec;
+      std::vector<fs::path> files;
+      for (const auto& e : fs::directory_iterator(run_logs, ec)) files.push_back(e.path());
+      std::sort(files.begin(), files.end());
+      for (const auto& f : files) {
+        std::string d = f.stem().string();
+        if (!filter.datum.empty() && d.rfind(filter.datum, 0) != 0) continue;
+        std::ifstream in(f, std::ios::binary);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        emit(r, d, text);
+      }
+    };
+    for (auto& r : runs) {
+      if (ended(r.state)) {
+        stored(r);
+        continue;
+      }
+      live(r);
+      if (!filter.follow) continue;
+      for (;;) {
+        auto now = unwrap(inspect_run(r.id));
+        if (ended(now.state)) {
+          live(now);
+          stored(now);
+          break;
+        }
+        live(now);
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    }
+  });
+}
+
+Result<std::vector<PipelineRun>> PipelineEngine::flush_commit(std::string_view commit,
+                                                              std::chrono::milliseconds wait) {
+  return guard([&] {
+    CommitInfo c = unwrap(store_.inspect_commit(commit));
+    auto deadline = std::chrono::steady_clock::now() + wait;
+    std::map<std::string, std::vector<std::string>> inputs;
+    std::map<std::string, PipelineMeta> metas;
+    for (const auto& p : pipeline_names())
+      if (auto m = load_meta(p)) {
+        inputs[p] = pipeline_inputs(m->info.spec);
+        metas[p] = *m;
+      }
+    // Pipelines downstream of the commit's branch, upstream first.
+    std::vector<std::string> order;
+    std::set<std::string> reach = downstream(inputs, c.branch);
+    for (std::set<std::string> done; done.size() < reach.size();) {
+      std::size_t before = done.size();
+      for (const auto& p : reach) {
+        if (done.count(p)) continue;
+        bool ready = true;
+        for (const auto& in : inputs[p]) ready &= !reach.count(in) || done.count(in);
+        if (ready) {
+          order.push_back(p);
+          done.insert(p);
+        }
+      }
+      if (done.size() == before) break;  // (a cycle cannot be created)
+    }
+    for (;;) {
+      std::vector<PipelineRun> found;
+      std::vector<std::string> waiting;
+      std::set<std::string> commits = {c.id};  // the commit and the outputs computed from it
+      for (const auto& p : order) {
+        const PipelineMeta& m = metas[p];
+        std::optional<PipelineRun> hit;
+        auto fresh = load_meta(p);
+        std::uint64_t next = fresh ? fresh->next_run : m.next_run;
+        for (std::uint64_t n = next; n-- > 1 && !hit;) {
+          auto r = current_run(p, n);
+          if (!r) continue;
+          for (const auto& e : r->provenance)
+            if (commits.count(e.commit)) hit = r;
+          if (r->queued_ns < c.time_ns) break;  // older runs cannot have read it
+        }
+        if (hit) {
+          if (!hit->output_commit.empty()) commits.insert(hit->output_commit);
+          if (!ended(hit->state)) waiting.push_back(hit->id);
+          found.push_back(*hit);
+        } else if (!m.info.stopped && m.info.created_ns <= c.time_ns) {
+          waiting.push_back(p + " (not queued yet)");
+        }
+      }
+      if (waiting.empty()) return found;
+      if (std::chrono::steady_clock::now() >= deadline)
+        failf(ErrorCode::kBusy, "runs on commit {} still going after {} ms: {}", c.id, wait.count(),
+              fmt::join(waiting, ", "));
+      std::unique_lock lk(mu_);
+      cv_.wait_until(lk, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(200)));
+    }
+  });
+}
+
+}  // namespace pfs::detail::jobs

@@ -1,0 +1,212 @@
+// pipeline_worker.cc: DatumWorker: a pipeline container with pfs-worker as
+// its first process, and the line protocol that runs one datum in it.
+#include "pipeline_worker.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "fail.h"
+
+#ifndef PFS_LIBEXECDIR
+#define PFS_LIBEXECDIR "/usr/local/libexec"
+#endif
+
+namespace pfs::detail::jobs {
+
+namespace fs = std::filesystem;
+
+fs::path find_worker_binary(const fs::path& configured) {
+  if (!configured.empty()) {
+    if (!fs::exists(configured))
+      failf(ErrorCode::kUnsupported, "pfs-worker is not at {} (the configured path)", configured.string());
+    return configured;
+  }
+  if (const char* env = std::getenv("PFS_WORKER"); env && *env) {
+    if (!fs::exists(env)) failf(ErrorCode::kUnsupported, "pfs-worker is not at {} ($PFS_WORKER)", env);
+    return env;
+  }
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec && fs::exists(self.parent_path() / "pfs-worker")) return self.parent_path() / "pfs-worker";
+  fs::path installed = fs::path(PFS_LIBEXECDIR) / "pfs" / "pfs-worker";
+  if (fs::exists(installed)) return installed;
+  failf(ErrorCode::kUnsupported,
+        "pipelines need pfs-worker (the program that runs a pipeline's command inside its containers), "
+        "and it is neither next to this program nor at {}: install pfs (ninja -C build install) or set "
+        "PFS_WORKER to its path",
+        installed.string());
+}
+
+namespace {
+
+void empty_dir(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) fs::remove_all(e.path());
+  if (ec) fs::create_directories(dir);
+}
+
+}  // namespace
+
+DatumWorker::DatumWorker(Runtime& rt, WorkerSetup setup) : rt_(rt), setup_(std::move(setup)) {
+  std::error_code ec;
+  fs::remove_all(setup_.dir, ec);
+  fs::create_directories(setup_.dir / "ctl");
+  fs::create_directories(setup_.dir / "out");
+  fs::create_directories(setup_.dir / "in");
+  fs::copy_file(setup_.worker_binary, setup_.dir / "ctl" / "pfs-worker");
+  fs::permissions(setup_.dir / "ctl" / "pfs-worker", fs::perms(0755));
+  std::vector<std::string> argv = {"/.pfs/pfs-worker", "--log", "/.pfs/log"};
+  if (!setup_.stdin_lines.empty()) {
+    std::ofstream in(setup_.dir / "ctl" / "stdin", std::ios::binary);
+    for (const auto& l : setup_.stdin_lines) in << l << '\n';
+    if (!in) failf(ErrorCode::kIo, "cannot write {}", (setup_.dir / "ctl" / "stdin").string());
+    argv.insert(argv.end(), {"--stdin", "/.pfs/stdin"});
+  }
+  argv.push_back("--");
+  argv.insert(argv.end(), setup_.cmd.begin(), setup_.cmd.end());
+
+  ContainerSpec cs;
+  cs.image = setup_.image;
+  cs.command = argv;
+  cs.use_entrypoint = false;  // Pachyderm: cmd replaces the image's entrypoint
+  cs.env = setup_.env;
+  cs.memory = setup_.memory;
+  cs.cpus = setup_.cpus;
+  cs.pids = setup_.pids;
+  cs.max_log_bytes = 1 << 20;  // pfs-worker's own complaints only; datums log to ctl/log
+  cs.log_file = setup_.dir / "container.log";
+  cs.writable_root = true;
+  cs.pipeline_caps = true;
+  cs.binds.push_back({setup_.dir / "ctl", "/.pfs", false});
+  cs.binds.push_back({setup_.dir / "out", "/pfs/out", false});
+  for (const auto& name : setup_.inputs) {
+    fs::create_directories(in_dir(name));
+    cs.binds.push_back({in_dir(name), "/pfs/" + name, true});
+  }
+  // One socket pair is pfs-worker's stdin and stdout: a socket, so that a
+  // write to a container that died fails (MSG_NOSIGNAL) instead of raising
+  // SIGPIPE in the whole process.
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    fail_errno(errno, "make a socket pair for a pipeline container");
+  ctl_ = UniqueFd(sv[0]);
+  UniqueFd theirs(sv[1]);
+  cs.stdin_fd = theirs.get();
+  cs.stdout_fd = theirs.get();
+  container_ = rt_.start(cs);
+  theirs.reset();  // the container holds the only copy now
+  std::string line = read_line(std::chrono::steady_clock::now() + setup_.start_timeout);
+  if (line != "ready") {
+    std::string why = container_->running() ? "it did not say it was ready" : container_->why_stopped();
+    std::string tail = container_->log_tail(600);
+    failf(ErrorCode::kIo, "the container for image {} did not start: {}{}{}", setup_.image.ref,
+          line.empty() ? why : "pfs-worker said: " + line, tail.empty() ? "" : ": ", tail);
+  }
+}
+
+DatumWorker::~DatumWorker() {
+  if (ctl_) {
+    static const char quit[] = "quit\n";
+    [[maybe_unused]] auto n = ::send(ctl_.get(), quit, sizeof quit - 1, MSG_NOSIGNAL);
+  }
+  ctl_.reset();
+  container_.reset();  // kills and removes it
+  std::error_code ec;
+  fs::remove_all(setup_.dir, ec);
+}
+
+void DatumWorker::clear() {
+  for (const auto& name : setup_.inputs) empty_dir(in_dir(name));
+  empty_dir(out_dir());
+}
+
+void DatumWorker::kill() {
+  if (container_ && container_->pid() > 0) ::kill(container_->pid(), SIGKILL);
+}
+
+std::string DatumWorker::read_line(std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    if (auto nl = buffered_.find('\n'); nl != std::string::npos) {
+      std::string line = buffered_.substr(0, nl);
+      buffered_.erase(0, nl + 1);
+      return line;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return {};
+    pollfd p{ctl_.get(), POLLIN, 0};
+    int n = ::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 1000)));
+    if (n < 0 && errno != EINTR) return {};
+    if (n <= 0) continue;
+    char buf[4096];
+    ssize_t got = ::read(ctl_.get(), buf, sizeof buf);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return {};  // it died
+    buffered_.append(buf, static_cast<std::size_t>(got));
+  }
+}
+
+DatumOutcome DatumWorker::run(const std::string& datum_id, const std::string& job_id,
+                              std::chrono::milliseconds timeout) {
+  DatumOutcome o;
+  std::string cmd = fmt::format("run {} {} {} {}\n", datum_id, timeout.count(), setup_.max_log_bytes, job_id);
+  auto start = std::chrono::steady_clock::now();
+  if (::send(ctl_.get(), cmd.data(), cmd.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(cmd.size())) {
+    o.container_lost = true;
+    o.error = "its container stopped: " + container_->why_stopped();
+    return o;
+  }
+  // pfs-worker enforces the timeout itself; this deadline only catches a
+  // container that hangs as a whole.
+  auto deadline = timeout.count() > 0 ? start + timeout + std::chrono::seconds(30)
+                                      : std::chrono::steady_clock::time_point::max();
+  std::string line = read_line(deadline);
+  o.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+  std::istringstream in(line);
+  std::string kind;
+  in >> kind;
+  if (kind == "exit" || kind == "signal" || kind == "timeout") {
+    long long value = 0, dropped = 0, ns = 0;
+    if (kind != "timeout") in >> value;
+    in >> dropped >> ns;
+    o.log_dropped = static_cast<std::uint64_t>(dropped);
+    if (ns > 0) o.duration_ns = ns;
+    if (kind == "exit" && value == 0) {
+      o.ok = true;
+    } else if (kind == "exit") {
+      o.error = fmt::format("{} exited with status {}", setup_.cmd[0], value);
+    } else if (kind == "signal") {
+      o.error = fmt::format("{} was killed by signal {} ({})", setup_.cmd[0], value, ::strsignal(static_cast<int>(value)));
+      if (container_->out_of_memory())
+        o.error += fmt::format(": out of memory (the limit is {} MiB; raise resource_limits.memory)",
+                               setup_.memory >> 20);
+    } else {
+      o.error = fmt::format("timed out after {} ms (datum_timeout); it was killed", timeout.count());
+    }
+    return o;
+  }
+  o.container_lost = true;
+  if (line.empty() && container_->running()) {
+    o.error = "its container stopped answering; it was killed";
+    kill();
+  } else if (!line.empty()) {
+    o.error = "pfs-worker said: " + line;
+  } else {
+    o.error = "its container stopped: " + container_->why_stopped();
+    if (container_->out_of_memory())
+      o.error = fmt::format("its container ran out of memory (the limit is {} MiB; raise resource_limits.memory)",
+                            setup_.memory >> 20);
+  }
+  return o;
+}
+
+}  // namespace pfs::detail::jobs
