@@ -374,7 +374,7 @@ TEST_CASE("datum ids: stable, and changed by any field") {
   CHECK(changed([](auto& p) { p[0].input = "datab", p[0].root = ""; }) != id);
   CHECK(datums(pfs_input("data", "/*", "other"), kRepos)[0].id != a[0].id);
   // Parts split differently.
-  std::vector<DatumPart> one = {{"x", "", files({"a", "b"})}};
-  std::vector<DatumPart> two = {{"x", "", files({"a"})}, {"x", "", files({"b"})}};
+  std::vector<DatumPart> one = {{"x", "", files({"a", "b"}), "x"}};
+  std::vector<DatumPart> two = {{"x", "", files({"a"}), "x"}, {"x", "", files({"b"}), "x"}};
   CHECK(datum_id(one) != datum_id(two));
 }

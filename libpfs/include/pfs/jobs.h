@@ -37,6 +37,7 @@
 
 #include <pfs/client.h>
 #include <pfs/io.h>
+#include <pfs/pipelines.h>
 #include <pfs/result.h>
 #include <pfs/types.h>
 
@@ -173,6 +174,10 @@ class PFS_EXPORT Jobs {
   virtual Result<std::vector<FileInfo>> list_output(std::string_view commit, std::string_view job,
                                                     std::string_view dir_or_glob,
                                                     const OutputOptions& opts = {}) = 0;
+
+  // ---- pipelines (pfs/pipelines.h) -------------------------------------------
+  // The same engine runs Pachyderm 2.x pipelines; valid as long as this object.
+  virtual Pipelines& pipelines() = 0;
 };
 
 // How the local engine runs containers (defaults suit one machine).

@@ -4,6 +4,7 @@
 #include <pfs/client.h>
 #include <pfs/io.h>
 #include <pfs/jobs.h>
+#include <pfs/pipelines.h>
 #include <pfs/remote.h>
 #include <pfs/replicate.h>
 #include <pfs/result.h>

@@ -115,6 +115,7 @@ PFS_EXPORT std::string_view pipeline_run_state_name(PipelineRunState s);  // "qu
 struct ProvenanceEntry {
   std::string branch;
   std::string commit;
+  bool operator==(const ProvenanceEntry&) const = default;
 };
 
 struct DatumCounts {

@@ -9,6 +9,7 @@
 #include <pfs/remote.h>
 
 #include "fail.h"
+#include "http_client_pipelines.h"
 #include "http_transport.h"
 
 namespace pfs {
@@ -21,7 +22,8 @@ std::string job_target(std::string_view job) { return "/job/" + named(job, "job"
 
 class RemoteJobs final : public Jobs {
  public:
-  RemoteJobs(std::string base, RemoteOptions opts) : http_(std::move(base), std::move(opts)) {}
+  RemoteJobs(std::string base, RemoteOptions opts)
+      : http_(std::move(base), std::move(opts)), pipelines_(remote_pipelines(http_)) {}
   Transport& transport() { return http_; }
 
   Result<JobSpec> create_job(std::string_view branch, std::string_view name, std::string_view text) override {
@@ -109,6 +111,7 @@ class RemoteJobs final : public Jobs {
       return as<std::vector<FileInfo>>(http_.get_json(target + q.str()));
     });
   }
+  Pipelines& pipelines() override { return *pipelines_; }
 
  private:
   static std::string run_target(std::string_view commit, std::string_view job) {
@@ -126,6 +129,7 @@ class RemoteJobs final : public Jobs {
     return q;
   }
   Transport http_;
+  std::unique_ptr<Pipelines> pipelines_;  // over http_
 };
 
 }  // namespace

@@ -315,7 +315,7 @@ std::vector<Datum> pfs_datums(const PipelineInput& input,
   std::vector<Datum> out;
   for (std::string_view root : paths) {
     if (!glob.match(root)) continue;
-    DatumPart part{input.name.empty() ? input.repo : input.name, std::string(root), files_under(*files, root)};
+    DatumPart part{input.name.empty() ? input.repo : input.name, std::string(root), files_under(*files, root), input.repo};
     if (part.files.empty()) continue;
     Datum d;
     d.parts.push_back(std::move(part));

@@ -28,6 +28,7 @@ struct DatumPart {
   std::string input;  // the pfs input's name
   std::string root;
   std::vector<InputFile> files;
+  std::string repo;  // the branch the files come from (not part of the id: the name and contents are)
 };
 
 struct Datum {

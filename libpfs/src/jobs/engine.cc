@@ -107,6 +107,7 @@ void LocalJobs::start() {
                       fmt::format("another process runs the jobs of the store {} (a pachctl serve?); send "
                                   "the commit to it instead (pachctl --address URL ...)",
                                   si.path)};
+    pipelines_ = std::make_unique<PipelineEngine>(store_, opts_, work_, *images_, *runtime_, disabled_);
     return;
   }
   try {
@@ -115,8 +116,10 @@ void LocalJobs::start() {
     disabled_ = f.error;
   }
   recover();  // (branch _jobs is made by the first run, not by a read)
+  pipelines_ = std::make_unique<PipelineEngine>(store_, opts_, work_, *images_, *runtime_, disabled_);
   if (disabled_) return;
   for (std::size_t i = 0; i < opts_.max_runs; i++) workers_.emplace_back([this] { worker(); });
+  pipelines_->start();
 }
 
 void LocalJobs::must_run() {

@@ -28,6 +28,7 @@
 #include "container.h"
 #include "fsutil.h"
 #include "images.h"
+#include "pipeline_engine.h"
 #include "spec.h"
 
 namespace pfs::detail::jobs {
@@ -75,6 +76,7 @@ class LocalJobs final : public Jobs {
   Result<std::vector<FileInfo>> list_output(std::string_view commit, std::string_view job,
                                             std::string_view dir_or_glob,
                                             const OutputOptions& opts) override;
+  Pipelines& pipelines() override { return *pipelines_; }
 
  private:
   // A run the engine holds (queued or running).
@@ -127,6 +129,8 @@ class LocalJobs final : public Jobs {
   std::set<pid_t> live_;  // the first processes of running containers (killed at a stop)
   std::vector<std::thread> workers_;
   std::mutex commit_mu_;  // one commit of _jobs at a time (they would wait on each other anyway)
+  // Declared last: destroyed first, while the images and runtime it uses live.
+  std::unique_ptr<PipelineEngine> pipelines_;
 };
 
 }  // namespace pfs::detail::jobs

@@ -5,8 +5,10 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <fstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <pfs/json.h>
@@ -100,7 +102,7 @@ void PipelineEngine::start() {
   std::string cursor = unwrap(store_.wait_commits(wo)).cursor;
   for (const auto& name : pipeline_names()) {
     try {
-      catch_up(name);
+      catch_up(name, true);
     } catch (Fail& f) {
       notice(fmt::format("pipeline {}: cannot resume: {}", name, f.error.message));
     }
@@ -126,21 +128,30 @@ void PipelineEngine::start() {
         continue;
       }
       c = ev->cursor;
+      bool records_changed = false;
+      // Events come oldest first per branch: one run per commit, in order.
       for (const auto& e : ev->events) {
+        if (e.branch == kPipelinesBranch) records_changed = true;
         if (e.branch.empty() || e.branch[0] == '_') continue;
         for (const auto& name : readers_of(e.branch)) {
           try {
             auto m = load_meta(name);
             if (!m || m->info.stopped) continue;
-            // Oldest first: one run per commit, in the order they were made.
-            for (auto it = e.commits.rbegin(); it != e.commits.rend(); ++it)
-              queue_run(*m, fmt::format("{}@{}", e.branch, it->id), {{e.branch, it->id}});
+            queue_run(*m, fmt::format("{}@{}", e.branch, e.commit.id), {{e.branch, e.commit.id}});
           } catch (Fail& f) {
             notice(fmt::format("pipeline {}: cannot queue a run for a commit of {}: {}", name, e.branch,
                                f.error.message));
           }
         }
       }
+      // Pipelines created, changed or started by another process (a local
+      // pachctl next to a server): run what they now need.
+      if (records_changed)
+        for (const auto& name : pipeline_names()) try {
+            catch_up(name, false);
+          } catch (Fail& f) {
+            notice(fmt::format("pipeline {}: {}", name, f.error.message));
+          }
     }
   });
   for (std::size_t i = 0; i < std::max<std::size_t>(opts_.max_runs, 1); i++)
@@ -150,11 +161,11 @@ void PipelineEngine::start() {
 // Requeues the runs a stopped or killed engine left (the newest runs of a
 // pipeline that have not ended), then queues a run when an input's head
 // is not what the newest run read.
-void PipelineEngine::catch_up(const std::string& name) {
+void PipelineEngine::catch_up(const std::string& name, bool resume_open) {
   auto m = load_meta(name);
   if (!m || m->info.stopped) return;
   std::vector<PipelineRun> open;
-  for (std::uint64_t n = m->next_run; n-- > 1;) {
+  for (std::uint64_t n = m->next_run; resume_open && n-- > 1;) {
     auto r = read_run(name, n);
     if (!r) continue;
     if (ended(r->state) && r->state != PipelineRunState::kKilled) break;
@@ -233,10 +244,6 @@ PipelineRun PipelineEngine::queue_run(PipelineMeta& m, const std::string& trigge
   lk.unlock();
   cv_.notify_all();
   return r;
-}
-
-bool operator==(const ProvenanceEntry& a, const ProvenanceEntry& b) {
-  return a.branch == b.branch && a.commit == b.commit;
 }
 
 void PipelineEngine::scheduler() {
@@ -540,7 +547,7 @@ Result<PipelineInfo> PipelineEngine::start_pipeline(std::string_view name) {
       save_meta(m);
     }
     commit_records(fmt::format("start pipeline {}", m.info.spec.name));
-    if (!disabled_) catch_up(m.info.spec.name);
+    if (!disabled_) catch_up(m.info.spec.name, true);
     return need(name).info;
   });
 }

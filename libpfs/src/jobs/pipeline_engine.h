@@ -43,6 +43,7 @@
 #include "container.h"
 #include "datums.h"
 #include "images.h"
+#include "spec.h"
 
 namespace pfs::detail::jobs {
 
@@ -116,7 +117,7 @@ class PipelineEngine final : public Pipelines {
                         const std::map<std::string, std::string>& fixed = {});
   void trigger_loop();
   void scheduler();
-  void catch_up(const std::string& pipeline);
+  void catch_up(const std::string& pipeline, bool resume_open);
   void mark_downstream_unrunnable(const PipelineRun& failed);
   std::optional<PipelineRun> current_run(const std::string& pipeline, std::uint64_t n);
   std::pair<std::string, std::uint64_t> parse_run_id(std::string_view id);

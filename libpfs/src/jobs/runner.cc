@@ -35,8 +35,8 @@ struct S3Input {
   std::string bucket;
 };
 
-// One input file.
-struct Datum {
+// One input file of a map job (a datum of v0.8).
+struct MapItem {
   std::string name;  // relative to the input: the output file's name and the URL path
   Ref ref;           // where it is read
   std::string path;  // its path there (for S3: the object's key)
@@ -63,7 +63,7 @@ class LocalFile final : public FileHandle {
 };
 
 // A datum's bytes: from the store, or from S3 through a file in `tmp`.
-std::unique_ptr<FileHandle> open_datum(Client& store, const Datum& d, const S3Input* s3, const fs::path& tmp) {
+std::unique_ptr<FileHandle> open_datum(Client& store, const MapItem& d, const S3Input* s3, const fs::path& tmp) {
   if (!d.s3) return unwrap(store.open_file(d.ref, d.path));
   fs::path file = tmp / d.name;
   UniqueFd fd = create_output(file);
@@ -107,7 +107,7 @@ RunInfo LocalJobs::execute(RunInfo run) {
     publish();
 
     // ---- the datums
-    std::vector<Datum> datums;
+    std::vector<MapItem> datums;
     Input in = parse_input(spec.input);
     std::optional<S3Input> s3;
     if (in.kind == Input::Kind::kS3) {
@@ -230,7 +230,7 @@ RunInfo LocalJobs::execute(RunInfo run) {
           for (;;) {
             std::size_t i = next++;
             if (i >= datums.size() || failed) return;
-            const Datum& d = datums[i];
+            const MapItem& d = datums[i];
             if (std::chrono::steady_clock::now() > deadline)
               return fail_run(fmt::format("the run took longer than {} s (the engine's limit per run)",
                                           opts_.run_timeout.count()));

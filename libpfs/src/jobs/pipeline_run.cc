@@ -1,0 +1,640 @@
+// pipeline_run.cc: one run of a pipeline: its input files and their
+// content hashes, its datums, which of them can be reused (skipped: from
+// the last successful run's output; recovered: finished by an unfinished
+// run, kept in the cache), the rest processed in `parallelism`
+// containers, then the output assembled on the output branch -- the last
+// output less what changed, plus the new -- and committed with its
+// provenance.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <pfs/json.h>
+
+#include "fail.h"
+#include "names.h"
+#include "pipeline_engine.h"
+#include "pipeline_worker.h"
+#include "spec.h"
+
+namespace pfs::detail::jobs {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// SHA-256 of what is written, as hex.
+class HashSink final : public Sink {
+ public:
+  HashSink() : ctx_(EVP_MD_CTX_new()) {
+    if (!ctx_ || !EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr)) fail(ErrorCode::kInternal, "SHA-256 init failed");
+  }
+  ~HashSink() override { EVP_MD_CTX_free(ctx_); }
+  Result<void> write(std::span<const char> data) override {
+    EVP_DigestUpdate(ctx_, data.data(), data.size());
+    return {};
+  }
+  std::string hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    EVP_DigestFinal_ex(ctx_, md, &len);
+    std::string out;
+    for (unsigned i = 0; i < len; i++) out += fmt::format("{:02x}", md[i]);
+    return out;
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+std::string sha_hex(std::string_view s, std::size_t digits) {
+  HashSink h;
+  (void)h.write(std::span<const char>(s.data(), s.size()));
+  return h.hex().substr(0, digits);
+}
+
+// Regular files below `dir`, relative, sorted.
+std::vector<std::string> files_below(const fs::path& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec))
+    if (it->is_regular_file(ec) && !it->is_symlink(ec)) out.push_back(fs::relative(it->path(), dir).generic_string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Files for put_files, from (path on the branch, local file) pairs.
+class LocalFiles final : public FileBatch {
+ public:
+  explicit LocalFiles(std::vector<std::pair<std::string, fs::path>> files) : files_(std::move(files)) {}
+  Result<Source*> next(std::string& path) override {
+    if (i_ >= files_.size()) return static_cast<Source*>(nullptr);
+    auto& [rel, local] = files_[i_++];
+    fd_ = UniqueFd(::open(local.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd_) return Error{ErrorCode::kIo, errno_message("open " + local.string(), errno)};
+    src_ = Source::from_fd(fd_.get());
+    path = rel;
+    return src_.get();
+  }
+
+ private:
+  std::vector<std::pair<std::string, fs::path>> files_;
+  std::size_t i_ = 0;
+  UniqueFd fd_;
+  std::unique_ptr<Source> src_;
+};
+
+std::string describe_files(const DatumInfo& d) {
+  std::vector<std::string> parts;
+  for (std::size_t i = 0; i < d.files.size() && i < 3; i++) parts.push_back(d.files[i].input + "/" + d.files[i].path);
+  if (d.files.size() > 3) parts.push_back(fmt::format("and {} more", d.files.size() - 3));
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+std::string tail_of(const std::string& log, std::size_t n) {
+  std::string s = log.size() > n ? "..." + log.substr(log.size() - n) : log;
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+PipelineRun PipelineEngine::execute(PipelineRun run) {
+  must_run();
+  PipelineMeta m = need(run.pipeline);
+  const PipelineSpec& spec = m.info.spec;
+  const std::string& out_branch = run.pipeline;
+  fs::path pdir = work_ / "pipelines" / run.pipeline;
+  fs::path cache = pdir / "cache";
+  fs::path run_logs = pdir / "logs" / std::to_string(run.number);
+  fs::create_directories(cache);
+  fs::create_directories(run_logs);
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(cache, ec))
+    if (e.path().filename().string().rfind("tmp.", 0) == 0) fs::remove_all(e.path(), ec);
+
+  // A run killed after committing its output (before recording it): the
+  // commit is there, and is adopted.
+  auto ob = store_.inspect_branch(out_branch);
+  if (ob && !ob->head.empty()) {
+    CommitInfo head = unwrap(store_.inspect_commit(ob->head));
+    if (head.message.rfind(run.id + ":", 0) == 0) {
+      run.state = PipelineRunState::kSuccess;
+      run.output_commit = head.id;
+      run.output = head.stats;
+      run.finished_ns = now_ns();
+      return run;
+    }
+  }
+
+  Image image = images_.get(spec.image);
+
+  // ---- input files and their content hashes ----
+  std::optional<PipelineRun> prev_ok;
+  std::vector<DatumRecord> prev_table;
+  if (m.last_success && m.last_success < run.number) {
+    prev_ok = read_run(run.pipeline, m.last_success);
+    if (prev_ok) prev_table = read_datums(run.pipeline, m.last_success);
+  }
+  std::map<std::pair<std::string, std::string>, std::pair<std::string, std::uint64_t>> known;  // (repo, path) -> hash, size
+  for (const auto& d : prev_table)
+    for (const auto& f : d.hashed) known[{f.repo, f.path}] = {f.hash, f.size};
+  std::map<std::string, std::vector<InputFile>> files;
+  std::map<std::string, std::string> commit_of;
+  for (const auto& p : run.provenance) {
+    commit_of[p.branch] = p.commit;
+    auto& list = files[p.branch];
+    if (p.commit.empty()) continue;
+    std::set<std::string> changed;
+    bool reuse = false;
+    if (prev_ok)
+      for (const auto& q : prev_ok->provenance)
+        if (q.branch == p.branch && !q.commit.empty()) {
+          auto diff = store_.diff(Ref::commit(q.commit), Ref::commit(p.commit));
+          if (diff) {
+            reuse = true;
+            for (const auto& e : *diff) changed.insert(e.path);
+          }
+        }
+    ListOptions lo;
+    lo.recursive = true;
+    for (auto& f : unwrap(store_.list_files(Ref::commit(p.commit), "", lo))) {
+      if (f.type != FileInfo::Type::kFile) continue;
+      InputFile in{f.path, "", f.size};
+      auto k = known.find({p.branch, f.path});
+      if (reuse && !changed.count(f.path) && k != known.end() && k->second.second == f.size) {
+        in.hash = k->second.first;
+      } else {
+        HashSink h;
+        unwrap(store_.get_file(Ref::commit(p.commit), f.path, h));
+        in.hash = h.hex();
+      }
+      list.push_back(std::move(in));
+    }
+  }
+
+  // ---- datums, keys, and what can be reused ----
+  std::vector<Datum> datums = make_datums(spec.input, [&](const std::string& repo) -> const std::vector<InputFile>& {
+    return files[repo];
+  });
+  json key_doc = {{"image", image.id},        {"cmd", spec.cmd},
+                  {"stdin", spec.stdin_lines}, {"env", spec.env},
+                  {"input", json::parse(pipeline_json(spec)).at("input")},
+                  {"salt", m.salt},           {"every", spec.reprocess == ReprocessSpec::kEveryJob ? run.number : 0}};
+  std::string spec_key = sha_hex(key_doc.dump(), 32);
+  std::string out_head = ob ? ob->head : std::string();
+  bool base_ok = prev_ok && !prev_ok->output_commit.empty() && out_head == prev_ok->output_commit;
+  std::map<std::string, const DatumRecord*> prev_by_key;
+  if (base_ok)
+    for (const auto& d : prev_table) prev_by_key[d.key] = &d;
+
+  std::vector<DatumRecord> table(datums.size());
+  std::vector<std::size_t> pending;
+  run.datums = {};
+  run.datums.total = datums.size();
+  for (std::size_t i = 0; i < datums.size(); i++) {
+    DatumRecord& r = table[i];
+    r.info.id = datums[i].id;
+    r.key = sha_hex(spec_key + datums[i].id, 32);
+    for (const auto& part : datums[i].parts)
+      for (const auto& f : part.files) {
+        r.info.files.push_back({part.input, f.path});
+        r.hashed.push_back({part.repo, f.path, f.hash, f.size});
+      }
+    bool forced = m.forced.count(r.info.id) > 0;
+    auto pk = prev_by_key.find(r.key);
+    if (!forced && pk != prev_by_key.end() && pk->second->info.state != DatumState::kFailed) {
+      r.info.state = DatumState::kSkipped;
+      r.info.outputs = pk->second->info.outputs;
+      run.datums.skipped++;
+    } else if (fs::path c = cache / r.key; !forced && fs::exists(c / "meta.json")) {
+      r.info.state = DatumState::kRecovered;
+      json meta = json::parse(read_file(c / "meta.json"), nullptr, false);
+      r.info.outputs = meta.is_object() ? meta.value("outputs", std::vector<std::string>{}) : std::vector<std::string>{};
+      r.info.duration_ns = meta.is_object() ? meta.value("duration_ns", std::int64_t{0}) : 0;
+      r.info.tries = meta.is_object() ? meta.value("tries", 1u) : 1;
+      fs::copy_file(c / "log", run_logs / (r.info.id + ".log"), fs::copy_options::overwrite_existing, ec);
+      run.datums.recovered++;
+    } else {
+      r.info.state = DatumState::kPending;
+      pending.push_back(i);
+    }
+  }
+  {
+    std::lock_guard lk(mu_);
+    auto& live = live_datums_[run.id];
+    for (const auto& r : table) live[r.info.id] = r.info;
+    running_[run.pipeline].datums = run.datums;
+  }
+
+  // ---- processing ----
+  auto datum_timeout = spec.datum_timeout;
+  auto deadline = std::chrono::steady_clock::now() +
+                  (spec.job_timeout.count() > 0 ? spec.job_timeout : std::chrono::seconds(opts_.run_timeout));
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> abort{false};
+  std::string failure;  // the first failed datum's story (under mu_)
+  std::size_t n_workers = std::min<std::size_t>(std::max<std::uint32_t>(spec.parallelism, 1), pending.size());
+  std::atomic<std::size_t> workers_done{0};
+  std::set<std::string> inputs;
+  for (const auto& d : datums)
+    for (const auto& part : d.parts) inputs.insert(part.input);
+  std::function<void(const PipelineInput&)> names = [&](const PipelineInput& in) {
+    if (in.kind == PipelineInput::Kind::kPfs)
+      inputs.insert(in.name.empty() ? in.repo : in.name);
+    else
+      for (const auto& c : in.inputs) names(c);
+  };
+  names(spec.input);
+  fs::path worker_binary = find_worker_binary({});
+  auto work_one = [&](std::size_t k) {
+    WorkerSetup setup;
+    setup.image = image;
+    setup.cmd = spec.cmd;
+    for (const auto& [key, value] : spec.env) setup.env.push_back(key + "=" + value);
+    setup.env.push_back("PACH_PIPELINE_NAME=" + spec.name);
+    setup.stdin_lines = spec.stdin_lines;
+    setup.inputs = inputs;
+    setup.memory = spec.memory ? spec.memory : opts_.default_memory;
+    setup.cpus = spec.cpu;
+    setup.pids = opts_.pids_limit;
+    setup.max_log_bytes = opts_.max_log_bytes;
+    setup.dir = pdir / fmt::format("w{}", k);
+    setup.worker_binary = worker_binary;
+    setup.start_timeout = std::chrono::seconds(opts_.start_timeout);
+    std::unique_ptr<DatumWorker> w;
+    auto forget = [&] {
+      std::lock_guard lk(mu_);
+      if (w) std::erase(live_pids_[run.id], w->pid());
+    };
+    while (!abort) {
+      std::size_t i = next++;
+      if (i >= pending.size()) break;
+      DatumRecord& r = table[pending[i]];
+      const Datum& d = datums[pending[i]];
+      {
+        std::lock_guard lk(mu_);
+        r.info.state = DatumState::kRunning;
+        live_datums_[run.id][r.info.id] = r.info;
+      }
+      std::string log;
+      for (std::uint32_t t = 1; t <= std::max<std::uint32_t>(spec.datum_tries, 1) && !abort; t++) {
+        r.info.tries = t;
+        DatumOutcome o;
+        try {
+          if (!w) {
+            w = std::make_unique<DatumWorker>(runtime_, setup);
+            std::lock_guard lk(mu_);
+            live_pids_[run.id].push_back(w->pid());
+          }
+          w->clear();
+          for (const auto& part : d.parts)
+            for (const auto& f : part.files) {
+              fs::path dest = w->in_dir(part.input) / f.path;
+              fs::create_directories(dest.parent_path());
+              UniqueFd fd(::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+              if (!fd) fail_errno(errno, "create " + dest.string());
+              auto sink = Sink::to_fd(fd.get());
+              unwrap(store_.get_file(Ref::commit(commit_of[part.repo]), f.path, *sink));
+            }
+          o = w->run(r.info.id, run.id, std::chrono::duration_cast<std::chrono::milliseconds>(datum_timeout));
+          log = read_file(w->log_file());
+          if (o.log_dropped)
+            log += fmt::format("\n[pfs: {} more bytes of output were dropped (log limit {} bytes)]\n", o.log_dropped,
+                               opts_.max_log_bytes);
+        } catch (Fail& f) {
+          o.ok = false;
+          o.error = f.error.message;
+          o.container_lost = true;
+        }
+        r.info.duration_ns = o.duration_ns;
+        if (abort) break;
+        if (o.ok) {
+          // Into the cache, atomically: a kill -9 leaves it whole or absent.
+          fs::path tmp = cache / fmt::format("tmp.{}.{}", r.key, k);
+          fs::remove_all(tmp, ec);
+          fs::create_directories(tmp / "out");
+          for (const auto& e : fs::directory_iterator(w->out_dir())) fs::rename(e.path(), tmp / "out" / e.path().filename());
+          r.info.outputs = files_below(tmp / "out");
+          {
+            std::ofstream lf(tmp / "log", std::ios::binary);
+            lf << log;
+          }
+          json meta = {{"id", r.info.id}, {"outputs", r.info.outputs}, {"duration_ns", r.info.duration_ns},
+                       {"tries", r.info.tries}};
+          {
+            std::ofstream mf(tmp / "meta.json");
+            mf << meta.dump();
+          }
+          fs::remove_all(cache / r.key, ec);
+          fs::rename(tmp, cache / r.key);
+          r.info.state = DatumState::kProcessed;
+          r.info.error.clear();
+          break;
+        }
+        r.info.error = o.error;
+        if (o.container_lost) {
+          forget();
+          w.reset();
+        }
+      }
+      if (!log.empty()) {
+        std::ofstream lf(run_logs / (r.info.id + ".log"), std::ios::binary);
+        lf << log;
+      }
+      std::lock_guard lk(mu_);
+      if (r.info.state == DatumState::kProcessed) {
+        run.datums.processed++;
+      } else if (!abort) {
+        r.info.state = DatumState::kFailed;
+        run.datums.failed++;
+        if (failure.empty())
+          failure = fmt::format("datum {} ({}) failed {} time(s): {}{}{}", r.info.id.substr(0, 12), describe_files(r.info),
+                                r.info.tries, r.info.error, log.empty() ? "" : "; its output ends: ",
+                                tail_of(log, 300));
+        abort = true;
+      } else if (r.info.state == DatumState::kRunning) {
+        r.info.state = DatumState::kPending;  // cut short by the stop: not done
+      }
+      live_datums_[run.id][r.info.id] = r.info;
+      running_[run.pipeline].datums = run.datums;
+    }
+    forget();
+    w.reset();
+    workers_done++;
+    cv_.notify_all();
+  };
+  std::vector<std::thread> pool;
+  for (std::size_t k = 0; k < n_workers; k++) pool.emplace_back(work_one, k);
+  // Watch for a stop, the engine's end and the run's time limit.
+  std::string stopped_why;
+  {
+    std::unique_lock lk(mu_);
+    while (workers_done < n_workers) {
+      cv_.wait_for(lk, std::chrono::milliseconds(200));
+      std::string why;
+      if (stopping_) why = "the engine stopped (resumed when it starts again)";
+      else if (stop_requested_.count(run.pipeline)) why = "the pipeline was stopped (start-pipeline resumes the run)";
+      else if (std::chrono::steady_clock::now() > deadline)
+        why = fmt::format("the run took longer than its job_timeout ({} s)",
+                          (spec.job_timeout.count() > 0 ? spec.job_timeout : std::chrono::seconds(opts_.run_timeout)).count());
+      if (!why.empty() && stopped_why.empty()) {
+        stopped_why = why;
+        abort = true;
+        for (pid_t p : live_pids_[run.id]) ::kill(p, SIGKILL);
+      }
+    }
+  }
+  for (auto& t : pool) t.join();
+
+  auto save_table = [&] {
+    std::lock_guard rl(records_mu_);
+    write_datums(run.pipeline, run.number, table);
+    if (!fs::is_empty(run_logs, ec))
+      unwrap(store_.put_dir(kPipelinesBranch, fmt::format("logs/{}/{}", run.pipeline, run.number), run_logs));
+  };
+  if (!stopped_why.empty() || !failure.empty()) {
+    bool killed = !stopped_why.empty() && stopped_why.find("job_timeout") == std::string::npos;
+    run.state = killed ? PipelineRunState::kKilled : PipelineRunState::kFailure;
+    run.reason = failure.empty() ? stopped_why : failure;
+    if (!killed) {
+      save_table();
+      fs::remove_all(run_logs, ec);
+    }
+    run.finished_ns = now_ns();
+    return run;
+  }
+
+  // ---- collisions: two datums writing one path ----
+  std::map<std::string, std::string> owner;  // output path -> datum id
+  for (const auto& r : table)
+    for (const auto& o : r.info.outputs) {
+      auto [it, fresh] = owner.emplace(o, r.info.id);
+      if (!fresh) {
+        const DatumRecord* other = nullptr;
+        for (const auto& x : table)
+          if (x.info.id == it->second) other = &x;
+        run.state = PipelineRunState::kFailure;
+        run.reason = fmt::format("two datums write /pfs/out/{}: datum {} ({}) and datum {} ({}); make each datum "
+                                 "write paths of its own (e.g. named after its input file)",
+                                 o, it->second.substr(0, 12), other ? describe_files(other->info) : "?",
+                                 r.info.id.substr(0, 12), describe_files(r.info));
+      }
+    }
+  for (const auto& [path, id] : owner)
+    for (std::string p = path_parent(path); !p.empty() && run.state != PipelineRunState::kFailure; p = path_parent(p))
+      if (auto f = owner.find(p); f != owner.end())
+        {
+          run.state = PipelineRunState::kFailure;
+          run.reason = fmt::format("datum {} writes the file /pfs/out/{} and datum {} writes /pfs/out/{} below it",
+                                   f->second.substr(0, 12), p, id.substr(0, 12), path);
+        }
+  if (run.state == PipelineRunState::kFailure) {
+    save_table();
+    fs::remove_all(run_logs, ec);
+    run.finished_ns = now_ns();
+    return run;
+  }
+
+  // ---- the output: the last one less what changed, plus the new ----
+  if (!ob) {
+    unwrap(store_.create_branch(out_branch, ""));
+    for (const auto& f : unwrap(store_.list_files(Ref::branch(out_branch), ""))) unwrap(store_.delete_file(out_branch, f.path));
+    ob = store_.inspect_branch(out_branch);
+  }
+  if (ob->dirty && !ob->head.empty()) {
+    SetHeadOptions so;
+    so.force = true;
+    so.expected_head = ob->head;
+    unwrap(store_.set_branch_head(out_branch, ob->head, so));
+  }
+  std::set<std::string> kept;
+  for (const auto& r : table)
+    if (r.info.state == DatumState::kSkipped) kept.insert(r.key);
+  std::vector<std::string> remove;
+  if (base_ok) {
+    for (const auto& d : prev_table)
+      if (!kept.count(d.key))
+        for (const auto& o : d.info.outputs) remove.push_back(o);
+  } else {
+    for (const auto& f : unwrap(store_.list_files(Ref::branch(out_branch), ""))) remove.push_back(f.path);
+  }
+  std::set<std::string> parents;
+  for (const auto& p : remove) {
+    auto d = store_.delete_file(out_branch, p);
+    if (!d && d.error().code != ErrorCode::kNotFound) throw Fail{std::move(d).error()};
+    for (std::string q = path_parent(p); !q.empty(); q = path_parent(q)) parents.insert(q);
+  }
+  // Folders left empty go too: a from-scratch run would not have them.
+  std::vector<std::string> by_depth(parents.begin(), parents.end());
+  std::sort(by_depth.begin(), by_depth.end(), [](const auto& a, const auto& b) {
+    return std::count(a.begin(), a.end(), '/') > std::count(b.begin(), b.end(), '/');
+  });
+  for (const auto& q : by_depth) {
+    auto l = store_.list_files(Ref::branch(out_branch), q);
+    if (l && l->empty()) (void)store_.delete_file(out_branch, q);
+  }
+  std::vector<std::pair<std::string, fs::path>> add;
+  for (const auto& r : table)
+    if (r.info.state == DatumState::kProcessed || r.info.state == DatumState::kRecovered)
+      for (const auto& o : r.info.outputs) add.emplace_back(o, cache / r.key / "out" / o);
+  if (!add.empty()) {
+    LocalFiles batch(std::move(add));
+    unwrap(store_.put_files(out_branch, ".", batch));
+  }
+  std::vector<std::string> prov;
+  for (const auto& p : run.provenance) prov.push_back(p.branch + "@" + p.commit);
+  CommitInfo c = unwrap(store_.commit(
+      out_branch, fmt::format("{}: pipeline {} on {}\n\nprovenance: {}\nspec: {} (version {})", run.id, run.pipeline,
+                              fmt::join(prov, ", "), fmt::join(prov, " "), m.info.spec_number, m.info.version)));
+  run.output_commit = c.id;
+  run.output = c.stats;
+  run.state = PipelineRunState::kSuccess;
+  save_table();
+  {
+    std::lock_guard rl(records_mu_);
+    json idx = {{"run", run.id}, {"provenance", json::parse(json(run).dump()).at("provenance")}};
+    write_text(fmt::format("outputs/{}.json", c.id), idx.dump(2) + "\n");
+  }
+  // Everything the cache held is in the commit now.
+  fs::remove_all(cache, ec);
+  fs::remove_all(run_logs, ec);
+  run.finished_ns = now_ns();
+  return run;
+}
+
+}  // namespace pfs::detail::jobs
+
+namespace pfs::detail::jobs {
+
+Result<DatumTrial> PipelineEngine::run_datum(std::string_view json_text, const DatumTrialOptions& opts) {
+  return guard([&] {
+    must_run();
+    PipelineSpec spec = unwrap(parse_pipeline(json_text));
+    if (!opts.output_dir.empty() && fs::exists(opts.output_dir) && !fs::is_empty(opts.output_dir))
+      failf(ErrorCode::kInvalidArgument, "{} is not empty; name a new or empty folder for the datum's outputs",
+            opts.output_dir);
+    // The inputs' heads, every file hashed (the ids are the pipeline's).
+    std::map<std::string, std::vector<InputFile>> files;
+    std::map<std::string, std::string> commit_of;
+    for (const auto& b : pipeline_inputs(spec)) {
+      BranchInfo bi = unwrap(store_.inspect_branch(b));
+      commit_of[b] = bi.head;
+      if (bi.head.empty()) continue;
+      ListOptions lo;
+      lo.recursive = true;
+      for (auto& f : unwrap(store_.list_files(Ref::commit(bi.head), "", lo))) {
+        if (f.type != FileInfo::Type::kFile) continue;
+        HashSink h;
+        unwrap(store_.get_file(Ref::commit(bi.head), f.path, h));
+        files[b].push_back({f.path, h.hex(), f.size});
+      }
+    }
+    auto datums = make_datums(spec.input, [&](const std::string& repo) -> const std::vector<InputFile>& {
+      return files[repo];
+    });
+    if (datums.empty())
+      failf(ErrorCode::kNotFound, "the spec's input has no datums at the heads of {} (is the glob right?)",
+            fmt::join(pipeline_inputs(spec), ", "));
+    const Datum* pick = &datums.front();
+    if (!opts.datum.empty()) {
+      pick = nullptr;
+      for (const auto& d : datums) {
+        bool hit = d.id.rfind(opts.datum, 0) == 0;
+        for (const auto& part : d.parts) {
+          std::string want = opts.datum;
+          while (!want.empty() && want.front() == '/') want.erase(0, 1);
+          hit |= part.root == want || part.input + "/" + part.root == want;
+          for (const auto& f : part.files) hit |= f.path == want || part.input + "/" + f.path == want;
+        }
+        if (hit) {
+          pick = &d;
+          break;
+        }
+      }
+      if (!pick)
+        failf(ErrorCode::kNotFound, "no datum of the spec is {} (give a datum id, or a path of one of its files)",
+              opts.datum);
+    }
+    std::set<std::string> inputs;
+    std::function<void(const PipelineInput&)> names = [&](const PipelineInput& in) {
+      if (in.kind == PipelineInput::Kind::kPfs)
+        inputs.insert(in.name.empty() ? in.repo : in.name);
+      else
+        for (const auto& c : in.inputs) names(c);
+    };
+    names(spec.input);
+    WorkerSetup setup;
+    setup.image = images_.get(spec.image);
+    setup.cmd = spec.cmd;
+    for (const auto& [key, value] : spec.env) setup.env.push_back(key + "=" + value);
+    setup.env.push_back("PACH_PIPELINE_NAME=" + spec.name);
+    setup.stdin_lines = spec.stdin_lines;
+    setup.inputs = inputs;
+    setup.memory = spec.memory ? spec.memory : opts_.default_memory;
+    setup.cpus = spec.cpu;
+    setup.pids = opts_.pids_limit;
+    setup.max_log_bytes = opts_.max_log_bytes;
+    setup.dir = work_ / "trials" / random_hex(8);
+    setup.worker_binary = find_worker_binary({});
+    setup.start_timeout = std::chrono::seconds(opts_.start_timeout);
+    DatumTrial trial;
+    trial.datum.id = pick->id;
+    for (const auto& part : pick->parts)
+      for (const auto& f : part.files) trial.datum.files.push_back({part.input, f.path});
+    {
+      DatumWorker w(runtime_, setup);
+      for (const auto& part : pick->parts)
+        for (const auto& f : part.files) {
+          fs::path dest = w.in_dir(part.input) / f.path;
+          fs::create_directories(dest.parent_path());
+          UniqueFd fd(::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+          if (!fd) fail_errno(errno, "create " + dest.string());
+          auto sink = Sink::to_fd(fd.get());
+          unwrap(store_.get_file(Ref::commit(commit_of[part.repo]), f.path, *sink));
+        }
+      DatumOutcome o = w.run(pick->id, "trial", std::chrono::duration_cast<std::chrono::milliseconds>(spec.datum_timeout));
+      trial.logs = read_file(w.log_file());
+      trial.datum.tries = 1;
+      trial.datum.duration_ns = o.duration_ns;
+      trial.datum.state = o.ok ? DatumState::kProcessed : DatumState::kFailed;
+      trial.datum.error = o.error;
+      for (const auto& rel : files_below(w.out_dir())) {
+        FileInfo fi;
+        fi.path = rel;
+        std::error_code ec;
+        fi.size = fs::file_size(w.out_dir() / rel, ec);
+        trial.outputs.push_back(fi);
+        trial.datum.outputs.push_back(rel);
+      }
+      if (!opts.output_dir.empty()) {
+        fs::create_directories(opts.output_dir);
+        for (const auto& rel : trial.datum.outputs) {
+          fs::create_directories((fs::path(opts.output_dir) / rel).parent_path());
+          fs::copy_file(w.out_dir() / rel, fs::path(opts.output_dir) / rel, fs::copy_options::overwrite_existing);
+        }
+      }
+    }
+    return trial;
+  });
+}
+
+}  // namespace pfs::detail::jobs
