@@ -76,6 +76,13 @@ void setup_branch_commands(CLI::App& app, Context& ctx);
 void setup_serve_command(CLI::App& app, Context& ctx);
 void setup_wait_commands(CLI::App& app, Context& ctx);
 void setup_job_commands(CLI::App& app, Context& ctx);
+void setup_pipeline_commands(CLI::App& app, Context& ctx);
+
+// Pipelines (cmd_pipelines.cc): what list-run, inspect-run and get-logs do
+// for pipelines.
+int list_pipeline_runs(const std::string& pipeline, const std::string& commit, Context& ctx);
+int inspect_pipeline_run(const std::string& id, double wait, Context& ctx);
+int pipeline_logs(const pfs::LogFilter& f, Context& ctx);
 
 // Jobs (cmd_jobs.cc): waits until every run of `commit` has ended, showing
 // progress on a terminal, then prints how each ended (on stderr); the exit

@@ -62,6 +62,9 @@ struct RunOptions {
   std::string commit, job;
   double wait = -1;  // inspect-run --wait: seconds; -1: do not wait
   bool detach = false;
+  // Pipelines (list-run, get-logs):
+  std::string pipeline, run, datum;
+  bool all_pipelines = false, follow = false;
 };
 
 int run_list_runs(const RunOptions& o, Context& ctx) {
@@ -225,22 +228,38 @@ void setup_job_commands(CLI::App& app, Context& ctx) {
   });
 
   auto lr = std::make_shared<RunOptions>();
-  s = app.add_subcommand("list-run", "List the runs of jobs: of one commit, or of all (newest first)");
-  s->add_option("-c,--commit", lr->commit, "Only this commit's runs")->type_name("COMMIT");
-  s->footer(footer({"pachctl list-run", "pachctl list-run -c 3f2a9c1d", "pachctl list-run -c master --json"},
-                   "0 success; 3 commit not found."));
-  add_runner(s, [lr, &ctx] { return run_list_runs(*lr, ctx); });
+  s = app.add_subcommand("list-run", "List runs (newest first): of jobs (of one commit, or all), or of pipelines");
+  s->add_option("-c,--commit", lr->commit, "Only the runs on (or, for pipelines, reading) this commit")
+      ->type_name("COMMIT");
+  auto* lp = s->add_option("-p,--pipeline", lr->pipeline, "The runs of this pipeline")->type_name("PIPELINE");
+  s->add_flag("--pipelines", lr->all_pipelines, "The runs of every pipeline")->excludes(lp);
+  s->footer(footer({"pachctl list-run", "pachctl list-run -c 3f2a9c1d", "pachctl list-run -p edges",
+                    "pachctl list-run --pipelines -c images --json"},
+                   "0 success; 3 commit or pipeline not found."));
+  add_runner(s, [lr, &ctx] {
+    if (!lr->pipeline.empty() || lr->all_pipelines) return list_pipeline_runs(lr->pipeline, lr->commit, ctx);
+    return run_list_runs(*lr, ctx);
+  });
 
   auto ir = std::make_shared<RunOptions>();
-  s = app.add_subcommand("inspect-run", "Show one run: its state, times, datums and why it failed");
-  s->add_option("COMMIT", ir->commit, "The commit")->required();
-  s->add_option("JOB", ir->job, "The job")->required();
+  s = app.add_subcommand("inspect-run", "Show one run (of a pipeline, or of a job on a commit): state, times, datums");
+  s->add_option("RUN_OR_COMMIT", ir->commit, "A pipeline run (PIPELINE@N), or the commit a job ran on")->required();
+  s->add_option("JOB", ir->job, "The job (for a job's run)");
   s->add_option("-w,--wait", ir->wait, "Wait up to this many seconds for the run to end")
       ->type_name("SECONDS")
       ->check(CLI::NonNegativeNumber);
-  s->footer(footer({"pachctl inspect-run 3f2a9c1d upper", "pachctl inspect-run master count --wait 600"},
-                   "0 success (whatever the run's state); 3 commit or run not found."));
+  s->footer(footer({"pachctl inspect-run edges@3", "pachctl inspect-run 3f2a9c1d upper",
+                    "pachctl inspect-run master count --wait 600"},
+                   "0 success (whatever the run's state); 2 neither PIPELINE@N nor COMMIT JOB; 3 commit, "
+                   "pipeline or run not found."));
   add_runner(s, [ir, &ctx]() -> int {
+    if (ir->job.empty()) {
+      if (ir->commit.find('@') == std::string::npos)
+        return ctx.fail(pfs::ErrorCode::kInvalidArgument,
+                        fmt::format("name a pipeline run (PIPELINE@N), or a commit and a job: pachctl inspect-run {} JOB",
+                                    ir->commit));
+      return inspect_pipeline_run(ir->commit, ir->wait, ctx);
+    }
     auto* j = ctx.jobs();
     if (!j) return ctx.status();
     auto r = ir->wait >= 0 ? j->wait_run(ir->commit, ir->job,
@@ -292,11 +311,33 @@ void setup_job_commands(CLI::App& app, Context& ctx) {
   });
 
   auto gl = std::make_shared<RunOptions>();
-  s = app.add_subcommand("get-logs", "Print what a run's container wrote (stdout and stderr)");
-  s->add_option("JOB", gl->job, "The job")->required();
-  s->add_option("-c,--commit", gl->commit, "The commit it ran on")->required()->type_name("COMMIT");
-  s->footer(footer({"pachctl get-logs upper -c 3f2a9c1d"}, "0 success; 3 commit or run not found."));
+  s = app.add_subcommand("get-logs", "Print what containers wrote (stdout and stderr): of a job's run, or of a "
+                                     "pipeline's runs, one run, or one datum");
+  s->add_option("JOB", gl->job, "The job (with -c)");
+  s->add_option("-c,--commit", gl->commit, "The commit the job ran on")->type_name("COMMIT");
+  s->add_option("-p,--pipeline", gl->pipeline, "Every run of this pipeline")->type_name("PIPELINE");
+  s->add_option("--run", gl->run, "One pipeline run (PIPELINE@N)")->type_name("RUN");
+  s->add_option("--datum", gl->datum, "One datum (id or prefix; with -p or --run)")->type_name("DATUM");
+  s->add_flag("-f,--follow", gl->follow, "Keep printing as the run goes on, until it ends");
+  s->footer(footer({"pachctl get-logs upper -c 3f2a9c1d", "pachctl get-logs -p edges", "pachctl get-logs --run edges@3 -f",
+                    "pachctl get-logs --run edges@3 --datum 9f2c"},
+                   "0 success; 2 neither a job and commit nor a pipeline or run named; 3 commit, job, pipeline "
+                   "or run not found."));
   add_runner(s, [gl, &ctx]() -> int {
+    if (!gl->pipeline.empty() || !gl->run.empty()) {
+      if (!gl->job.empty())
+        return ctx.fail(pfs::ErrorCode::kInvalidArgument, "name a job (with -c) or a pipeline (-p/--run), not both");
+      pfs::LogFilter f;
+      f.pipeline = gl->pipeline;
+      f.run = gl->run;
+      f.datum = gl->datum;
+      f.follow = gl->follow;
+      return pipeline_logs(f, ctx);
+    }
+    if (gl->job.empty() || gl->commit.empty())
+      return ctx.fail(pfs::ErrorCode::kInvalidArgument,
+                      "say whose logs: a job and its commit (get-logs JOB -c COMMIT), a pipeline (-p NAME) or a "
+                      "run (--run NAME@N)");
     auto* j = ctx.jobs();
     if (!j) return ctx.status();
     auto sink = pfs::Sink::to_fd(1);

@@ -135,7 +135,11 @@ pfs::Jobs* Context::jobs() {
   }
   auto* c = client();
   if (!c) return nullptr;
-  auto j = pfs::open_jobs(*c);
+  // This process is short-lived: pipelines run here only when a command
+  // waits for them (flush-commit); a server runs them on every commit.
+  pfs::JobsOptions jo;
+  jo.pipelines_on_commit = false;
+  auto j = pfs::open_jobs(*c, jo);
   if (!j) {
     fail(j.error());
     return nullptr;
@@ -290,6 +294,7 @@ int main(int argc, char** argv) {
   setup_serve_command(app, ctx);
   setup_wait_commands(app, ctx);
   setup_job_commands(app, ctx);
+  setup_pipeline_commands(app, ctx);
   setup_replication_commands(app, ctx);
 
   auto* help = app.add_subcommand("help", "Show the help of pachctl or of one command");

@@ -205,6 +205,11 @@ struct JobsOptions {
   // else from this file (AWS's shared-credentials format, profile
   // [default]); never from a job's descriptor.
   std::string s3_credentials_file;
+  // Pipelines run on every new commit of their inputs while this engine
+  // lives (what a server wants). false, for a short-lived program: they
+  // run only when results are asked for (Pipelines::flush_commit), then
+  // catch up with every commit made meanwhile.
+  bool pipelines_on_commit = true;
   // Notices (a run started, ended, a container could not be removed...).
   std::function<void(std::string_view line)> log;
 };

@@ -92,7 +92,16 @@ std::vector<std::string> PipelineEngine::readers_of(const std::string& b) {
 // ---- start, trigger, scheduler ----------------------------------------------
 
 void PipelineEngine::start() {
-  if (disabled_) return;
+  if (disabled_ || !opts_.pipelines_on_commit) return;
+  start_threads();
+}
+
+void PipelineEngine::start_threads() {
+  {
+    std::lock_guard lk(mu_);
+    if (started_ || disabled_) return;
+    started_ = true;
+  }
   fs::create_directories(work_ / "pipelines");
   // Where to resume the commit events from: now, before catching up, so
   // that nothing committed from here on is missed (a commit seen twice is
@@ -203,7 +212,7 @@ void PipelineEngine::catch_up(const std::string& name, bool resume_open) {
 }
 
 PipelineRun PipelineEngine::queue_run(PipelineMeta& m, const std::string& trigger,
-                                      const std::map<std::string, std::string>& fixed) {
+                                      const std::map<std::string, std::string>& fixed, bool force) {
   ensure_records_branch();
   const std::string& name = m.info.spec.name;
   PipelineRun r;
@@ -222,11 +231,16 @@ PipelineRun PipelineEngine::queue_run(PipelineMeta& m, const std::string& trigge
     r.provenance.push_back({b, c});
   }
   std::unique_lock lk(mu_);
-  // The same input commits queued (or running) already: once is enough.
-  auto same = [&](const PipelineRun& o) { return o.pipeline == name && o.provenance == r.provenance; };
-  for (const auto& q : queue_)
-    if (same(q)) return q;
-  if (auto it = running_.find(name); it != running_.end() && same(it->second) && fixed.size() == 1) return it->second;
+  // The same spec on the same input commits queued (or running) already:
+  // once is enough (a commit event and a catch-up can both ask).
+  auto same = [&](const PipelineRun& o) {
+    return o.pipeline == name && o.provenance == r.provenance && o.spec_version == r.spec_version;
+  };
+  if (!force) {
+    for (const auto& q : queue_)
+      if (same(q)) return q;
+    if (auto it = running_.find(name); it != running_.end() && same(it->second)) return it->second;
+  }
   lk.unlock();
   // Reload: another thread may have queued one meanwhile (numbers are taken under records_mu_).
   std::lock_guard rl(records_mu_);
@@ -383,7 +397,9 @@ Result<PipelineInfo> PipelineEngine::create_pipeline(std::string_view json_text)
     auto out = store_.inspect_branch(name);
     if (out) {
       auto head = out->head.empty() ? std::optional<CommitInfo>() : std::optional(unwrap(store_.inspect_commit(out->head)));
-      bool ours = !head || head->message.rfind(name + "@", 0) == 0 || (out->stats.files == 0 && !out->dirty);
+      // Ours: empty (as create made it), or holding outputs of an earlier
+      // pipeline of this name.
+      bool ours = !head || head->message.rfind(name + "@", 0) == 0 || out->stats.files == 0;
       if (!ours)
         failf(ErrorCode::kAlreadyExists, "branch {} exists and holds data a pipeline did not write; a pipeline "
               "commits its output to the branch of its name: choose another name, or delete the branch", name);
@@ -411,8 +427,9 @@ Result<PipelineInfo> PipelineEngine::create_pipeline(std::string_view json_text)
       save_meta(m);
     }
     fs::remove_all(work_ / "pipelines" / name);  // a cache of an earlier pipeline of that name
+    // Its first run is recorded with the spec, in one commit of _pipelines.
+    queue_run(m, "create-pipeline");
     commit_records(fmt::format("create pipeline {}", name));
-    if (!disabled_) queue_run(m, "create-pipeline");
     return m.info;
   });
 }
@@ -447,9 +464,9 @@ Result<PipelineInfo> PipelineEngine::update_pipeline(std::string_view json_text,
       if (reprocess) m.salt++;
       save_meta(m);
     }
+    if (!m.info.stopped) queue_run(m, "update-pipeline");
     commit_records(fmt::format("update pipeline {} (spec {}{})", spec.name, m.info.spec_number,
                                reprocess ? ", reprocess" : ""));
-    if (!disabled_ && !m.info.stopped) queue_run(m, "update-pipeline");
     return m.info;
   });
 }
@@ -668,7 +685,7 @@ Result<PipelineRun> PipelineEngine::restart_datum(std::string_view pipeline, std
       if (text.find(found) != std::string::npos) fs::remove_all(e.path(), ec);
     }
     // A run on the same inputs as the newest: force a new one.
-    PipelineRun r = queue_run(m, "restart-datum " + found);
+    PipelineRun r = queue_run(m, "restart-datum " + found, {}, true);
     return r;
   });
 }
@@ -750,6 +767,7 @@ Result<std::vector<PipelineRun>> PipelineEngine::flush_commit(std::string_view c
                                                               std::chrono::milliseconds wait) {
   return guard([&] {
     CommitInfo c = unwrap(store_.inspect_commit(commit));
+    start_threads();  // an engine that runs pipelines only when asked: now
     auto deadline = std::chrono::steady_clock::now() + wait;
     std::map<std::string, std::vector<std::string>> inputs;
     std::map<std::string, PipelineMeta> metas;

@@ -113,9 +113,13 @@ class PipelineEngine final : public Pipelines {
   // ---- the scheduler (pipeline_engine.cc) ----
   // Queues a run of `m` on the current heads of its inputs (`trigger`:
   // the commit that caused it, "branch@id"), or `fixed` input commits.
+  // `force`: even when a run of the same spec on the same commits is
+  // queued or running (restart-datum).
   PipelineRun queue_run(PipelineMeta& m, const std::string& trigger,
-                        const std::map<std::string, std::string>& fixed = {});
-  void trigger_loop();
+                        const std::map<std::string, std::string>& fixed = {}, bool force = false);
+  // Starts the trigger and the scheduler once (start(), or the first
+  // flush_commit of an engine made with pipelines_on_commit false).
+  void start_threads();
   void scheduler();
   void catch_up(const std::string& pipeline, bool resume_open);
   void mark_downstream_unrunnable(const PipelineRun& failed);
@@ -146,6 +150,7 @@ class PipelineEngine final : public Pipelines {
   std::set<std::string> stop_requested_;           // pipelines whose run must end now
   std::map<std::string, std::vector<pid_t>> live_pids_;  // run id -> its containers' first processes
   bool stopping_ = false;
+  bool started_ = false;
   std::vector<std::thread> threads_;
   std::mutex records_mu_;  // one writer of _pipelines at a time
 };
