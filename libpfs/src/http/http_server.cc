@@ -116,6 +116,25 @@ const JobRouteSpec kJobRoutes[] = {
     {"POST", "/runs/{seg}/rerun", routes::rerun},
 };
 
+// The routes of pipelines (routes_pipelines.cc; the client:
+// http_client_pipelines.cc), with the job routes' engine and wrapper.
+const JobRouteSpec kPipelineRoutes[] = {
+    {"GET", "/pipelines", routes::list_pipelines},
+    {"POST", "/pipelines", routes::create_pipeline},
+    {"GET", "/pipelines/{seg}", routes::inspect_pipeline},
+    {"PUT", "/pipelines/{seg}", routes::update_pipeline},
+    {"DELETE", "/pipelines/{seg}", routes::delete_pipeline},
+    {"POST", "/pipelines/{seg}/stop", routes::stop_pipeline},
+    {"POST", "/pipelines/{seg}/start", routes::start_pipeline},
+    {"POST", "/pipelines/{seg}/datums/{seg}/restart", routes::restart_datum},
+    {"GET", "/pipeline-runs", routes::list_pipeline_runs},
+    {"GET", "/pipeline-runs/{seg}", routes::inspect_pipeline_run},
+    {"GET", "/pipeline-runs/{seg}/datums", routes::list_datums},
+    {"GET", "/pipeline-logs", routes::pipeline_logs},
+    {"GET", "/flush/{seg}", routes::flush_commit},
+    {"POST", "/run-datum", routes::run_datum},
+};
+
 // ---- the router: literal pieces, "{seg}" (one non-empty segment) and
 // "{rest}" (everything after, possibly empty), e.g. "/branch/{seg}/head".
 class Router {
@@ -173,6 +192,7 @@ class HttpServer final : public Server {
   HttpServer(std::unique_ptr<Client> store, ServerOptions opts, std::unique_ptr<Jobs> jobs)
       : store_(std::move(store)), jobs_(std::move(jobs)), opts_(std::move(opts)) {
     for (const JobRouteSpec& r : kJobRoutes) add_job_route(r);
+    for (const JobRouteSpec& r : kPipelineRoutes) add_job_route(r);
     for (const RouteSpec& r : kRoutes) add_route(r);
     // Commit events: their handler also needs the server's wait gate.
     gate_.max_waiting = std::max<std::size_t>(opts_.threads / 2, 1);

@@ -123,6 +123,23 @@ void inspect_run(Client& c, Jobs& j, const Request& req, Response& res);
 void run_log(Client& c, Jobs& j, const Request& req, Response& res);
 void rerun(Client& c, Jobs& j, const Request& req, Response& res);
 
+// ---- pipelines (routes_pipelines.cc): job handlers too, over j.pipelines().
+
+void list_pipelines(Client& c, Jobs& j, const Request& req, Response& res);
+void create_pipeline(Client& c, Jobs& j, const Request& req, Response& res);
+void inspect_pipeline(Client& c, Jobs& j, const Request& req, Response& res);
+void update_pipeline(Client& c, Jobs& j, const Request& req, Response& res);
+void delete_pipeline(Client& c, Jobs& j, const Request& req, Response& res);
+void stop_pipeline(Client& c, Jobs& j, const Request& req, Response& res);
+void start_pipeline(Client& c, Jobs& j, const Request& req, Response& res);
+void restart_datum(Client& c, Jobs& j, const Request& req, Response& res);
+void list_pipeline_runs(Client& c, Jobs& j, const Request& req, Response& res);
+void inspect_pipeline_run(Client& c, Jobs& j, const Request& req, Response& res);
+void list_datums(Client& c, Jobs& j, const Request& req, Response& res);
+void pipeline_logs(Client& c, Jobs& j, const Request& req, Response& res);
+void flush_commit(Client& c, Jobs& j, const Request& req, Response& res);
+void run_datum(Client& c, Jobs& j, const Request& req, Response& res);
+
 // ---- commit events (routes_events.cc)
 
 // What the server's long-polls share: how many wait, how many may, and
