@@ -111,7 +111,7 @@ void PipelineEngine::start_threads() {
   std::string cursor = unwrap(store_.wait_commits(wo)).cursor;
   for (const auto& name : pipeline_names()) {
     try {
-      catch_up(name, true);
+      catch_up(name);
     } catch (Fail& f) {
       notice(fmt::format("pipeline {}: cannot resume: {}", name, f.error.message));
     }
@@ -157,7 +157,7 @@ void PipelineEngine::start_threads() {
       // pachctl next to a server): run what they now need.
       if (records_changed)
         for (const auto& name : pipeline_names()) try {
-            catch_up(name, false);
+            catch_up(name);
           } catch (Fail& f) {
             notice(fmt::format("pipeline {}: {}", name, f.error.message));
           }
@@ -170,25 +170,30 @@ void PipelineEngine::start_threads() {
 // Requeues the runs a stopped or killed engine left (the newest runs of a
 // pipeline that have not ended), then queues a run when an input's head
 // is not what the newest run read.
-void PipelineEngine::catch_up(const std::string& name, bool resume_open) {
+void PipelineEngine::catch_up(const std::string& name) {
   auto m = load_meta(name);
   if (!m || m->info.stopped) return;
-  std::vector<PipelineRun> open;
-  for (std::uint64_t n = m->next_run; resume_open && n-- > 1;) {
-    auto r = read_run(name, n);
-    if (!r) continue;
-    if (ended(r->state) && r->state != PipelineRunState::kKilled) break;
-    if (r->state == PipelineRunState::kKilled || !ended(r->state)) open.push_back(*r);
-  }
-  std::reverse(open.begin(), open.end());
   {
+    // Under records_mu_: queue_run records a run and queues it under it,
+    // so a run recorded but not yet queued is never seen here.
+    std::lock_guard rl(records_mu_);
+    std::vector<PipelineRun> open;
+    for (std::uint64_t n = m->next_run; n-- > 1;) {
+      auto r = read_run(name, n);
+      if (!r) continue;
+      if (ended(r->state) && r->state != PipelineRunState::kKilled) break;
+      open.push_back(*r);
+    }
+    std::reverse(open.begin(), open.end());
     std::lock_guard lk(mu_);
     for (auto& r : open) {
-      bool queued = false;
-      for (const auto& q : queue_) queued |= q.id == r.id;
-      if (queued || running_.count(name)) continue;
+      bool held = false;
+      for (const auto& q : queue_) held |= q.id == r.id;
+      if (auto it = running_.find(name); it != running_.end()) held |= it->second.id == r.id;
+      if (held) continue;
+      if (r.state != PipelineRunState::kQueued)
+        r.reason = "resumed: the engine or the pipeline stopped during the run; finished datums are reused";
       r.state = PipelineRunState::kQueued;
-      r.reason = "resumed: the engine stopped during the run; finished datums are reused";
       queue_.push_back(r);
     }
   }
@@ -242,20 +247,22 @@ PipelineRun PipelineEngine::queue_run(PipelineMeta& m, const std::string& trigge
     if (auto it = running_.find(name); it != running_.end() && same(it->second)) return it->second;
   }
   lk.unlock();
-  // Reload: another thread may have queued one meanwhile (numbers are taken under records_mu_).
-  std::lock_guard rl(records_mu_);
-  auto fresh = load_meta(name);
-  if (!fresh) failf(ErrorCode::kNotFound, "pipeline {} was deleted", name);
-  r.number = fresh->next_run++;
-  r.id = run_id(name, r.number);
-  fresh->info.last_run = r.id;
-  fresh->info.last_state = "queued";
-  save_meta(*fresh);
-  m = *fresh;
-  write_run(r);
-  lk.lock();
-  queue_.push_back(r);
-  lk.unlock();
+  {
+    // Numbers are taken, and the run recorded and queued, under
+    // records_mu_ (catch_up relies on it); mu_ nests inside it.
+    std::lock_guard rl(records_mu_);
+    auto fresh = load_meta(name);
+    if (!fresh) failf(ErrorCode::kNotFound, "pipeline {} was deleted", name);
+    r.number = fresh->next_run++;
+    r.id = run_id(name, r.number);
+    fresh->info.last_run = r.id;
+    fresh->info.last_state = "queued";
+    save_meta(*fresh);
+    m = *fresh;
+    write_run(r);
+    std::lock_guard lk2(mu_);
+    queue_.push_back(r);
+  }
   cv_.notify_all();
   return r;
 }
@@ -564,7 +571,7 @@ Result<PipelineInfo> PipelineEngine::start_pipeline(std::string_view name) {
       save_meta(m);
     }
     commit_records(fmt::format("start pipeline {}", m.info.spec.name));
-    if (!disabled_) catch_up(m.info.spec.name, true);
+    if (!disabled_) catch_up(m.info.spec.name);
     return need(name).info;
   });
 }

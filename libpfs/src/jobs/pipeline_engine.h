@@ -121,7 +121,7 @@ class PipelineEngine final : public Pipelines {
   // flush_commit of an engine made with pipelines_on_commit false).
   void start_threads();
   void scheduler();
-  void catch_up(const std::string& pipeline, bool resume_open);
+  void catch_up(const std::string& pipeline);
   void mark_downstream_unrunnable(const PipelineRun& failed);
   std::optional<PipelineRun> current_run(const std::string& pipeline, std::uint64_t n);
   std::pair<std::string, std::uint64_t> parse_run_id(std::string_view id);
@@ -152,7 +152,7 @@ class PipelineEngine final : public Pipelines {
   bool stopping_ = false;
   bool started_ = false;
   std::vector<std::thread> threads_;
-  std::mutex records_mu_;  // one writer of _pipelines at a time
+  std::mutex records_mu_;  // one writer of _pipelines at a time; taken before mu_, never inside it
 };
 
 }  // namespace pfs::detail::jobs
