@@ -163,7 +163,7 @@ int flush(pfs::Pipelines& p, const std::string& commit, double timeout, Context&
   } else {
     for (const auto& r : runs)
       fmt::print("{} {}{}{}\n", r.id, pfs::pipeline_run_state_name(r.state), r.reason.empty() ? "" : ": ",
-                 first_line(r.reason, 300));
+                 r.reason.empty() ? "" : first_line(r.reason, 300));
   }
   std::size_t bad = 0;
   for (const auto& r : runs) bad += r.state != pfs::PipelineRunState::kSuccess;

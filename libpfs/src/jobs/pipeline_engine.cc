@@ -396,7 +396,7 @@ Result<PipelineInfo> PipelineEngine::create_pipeline(std::string_view json_text)
       auto bi = store_.inspect_branch(b);
       if (!bi && bi.error().code == ErrorCode::kNotFound)
         failf(ErrorCode::kNotFound, "pipeline {} reads branch {}, which does not exist (create it with: pachctl "
-              "create-branch {}, or create the pipeline that writes it first)", name, b, b);
+              "branch {}, or create the pipeline that writes it first)", name, b, b);
       unwrap(std::move(bi));
     }
     // Its output branch: made now (empty), so that pipelines reading it
