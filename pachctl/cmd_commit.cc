@@ -1,4 +1,6 @@
 // commit, list-commit (log), inspect-commit, delete-commit, diff, revert, merge.
+#include <set>
+
 #include <fmt/core.h>
 
 #include "cli.h"
@@ -219,10 +221,44 @@ void setup_commit_commands(CLI::App& app, Context& ctx) {
     if (!c) return ctx.status();
     auto r = c->inspect_commit(*commit_arg);
     if (!r) return ctx.fail(r.error());
-    if (ctx.globals.json)
-      ctx.print_json(*r);
-    else
+    // A pipeline's output: the run that made it and the commits it was
+    // computed from, following upstream pipelines' outputs (their records
+    // on branch _pipelines, docs/pipelines.md).
+    std::string run;
+    std::vector<std::pair<std::string, std::string>> prov;  // branch, commit
+    std::set<std::string> seen;
+    std::vector<std::string> todo = {r->id};
+    while (!todo.empty()) {
+      std::string id = todo.back();
+      todo.pop_back();
+      if (!seen.insert(id).second) continue;
+      std::string text;
+      auto sink = pfs::Sink::to_string(&text);
+      if (!c->get_file(pfs::Ref::branch("_pipelines"), "outputs/" + id + ".json", *sink)) continue;
+      auto j = nlohmann::json::parse(text, nullptr, false);
+      if (!j.is_object()) continue;
+      if (id == r->id) run = j.value("run", "");
+      for (const auto& p : j.value("provenance", nlohmann::json::array())) {
+        prov.emplace_back(p.value("branch", ""), p.value("commit", ""));
+        todo.push_back(p.value("commit", ""));
+      }
+    }
+    if (ctx.globals.json) {
+      nlohmann::json j = *r;
+      if (!run.empty()) {
+        j["run"] = run;
+        j["provenance"] = nlohmann::json::array();
+        for (const auto& [b, id] : prov) j["provenance"].push_back({{"branch", b}, {"commit", id}});
+      }
+      ctx.print_json(j);
+    } else {
       print_commit(*r);
+      if (!run.empty()) {
+        fmt::print("Run:      {}\n", run);
+        for (std::size_t i = 0; i < prov.size(); i++)
+          fmt::print("{}{}@{}\n", i ? "          " : "From:     ", prov[i].first, prov[i].second);
+      }
+    }
     return 0;
   });
 

@@ -102,6 +102,24 @@ class LocalFiles final : public FileBatch {
   std::unique_ptr<Source> src_;
 };
 
+// A datum in the cache that can be reused: its meta reads, and every
+// output it lists is there with the size it had (what a machine crash
+// before the data reached the disk would break). Anything else is removed.
+bool cached_whole(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir / "meta.json", ec)) return false;
+  json meta = json::parse(read_file(dir / "meta.json"), nullptr, false);
+  bool ok = meta.is_object() && meta.contains("outputs") && meta.contains("sizes") && meta["outputs"].is_array() &&
+            meta["sizes"].is_array() && meta["outputs"].size() == meta["sizes"].size();
+  for (std::size_t i = 0; ok && i < meta["outputs"].size(); i++) {
+    if (!meta["outputs"][i].is_string()) return fs::remove_all(dir, ec), false;
+    auto size = fs::file_size(dir / "out" / meta["outputs"][i].get<std::string>(), ec);
+    ok = !ec && meta["sizes"][i].is_number_unsigned() && size == meta["sizes"][i].get<std::uint64_t>();
+  }
+  if (!ok) fs::remove_all(dir, ec);
+  return ok;
+}
+
 std::string describe_files(const DatumInfo& d) {
   std::vector<std::string> parts;
   for (std::size_t i = 0; i < d.files.size() && i < 3; i++) parts.push_back(d.files[i].input + "/" + d.files[i].path);
@@ -225,12 +243,12 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
       r.info.state = DatumState::kSkipped;
       r.info.outputs = pk->second->info.outputs;
       run.datums.skipped++;
-    } else if (fs::path c = cache / r.key; !forced && fs::exists(c / "meta.json")) {
+    } else if (fs::path c = cache / r.key; !forced && cached_whole(c)) {
       r.info.state = DatumState::kRecovered;
-      json meta = json::parse(read_file(c / "meta.json"), nullptr, false);
-      r.info.outputs = meta.is_object() ? meta.value("outputs", std::vector<std::string>{}) : std::vector<std::string>{};
-      r.info.duration_ns = meta.is_object() ? meta.value("duration_ns", std::int64_t{0}) : 0;
-      r.info.tries = meta.is_object() ? meta.value("tries", 1u) : 1;
+      json meta = json::parse(read_file(c / "meta.json"));
+      r.info.outputs = meta.value("outputs", std::vector<std::string>{});
+      r.info.duration_ns = meta.value("duration_ns", std::int64_t{0});
+      r.info.tries = meta.value("tries", 1u);
       fs::copy_file(c / "log", run_logs / (r.info.id + ".log"), fs::copy_options::overwrite_existing, ec);
       run.datums.recovered++;
     } else {
@@ -338,8 +356,10 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
             std::ofstream lf(tmp / "log", std::ios::binary);
             lf << log;
           }
-          json meta = {{"id", r.info.id}, {"outputs", r.info.outputs}, {"duration_ns", r.info.duration_ns},
-                       {"tries", r.info.tries}};
+          std::vector<std::uint64_t> sizes;
+          for (const auto& o : r.info.outputs) sizes.push_back(fs::file_size(tmp / "out" / o));
+          json meta = {{"id", r.info.id}, {"outputs", r.info.outputs}, {"sizes", sizes},
+                       {"duration_ns", r.info.duration_ns}, {"tries", r.info.tries}};
           {
             std::ofstream mf(tmp / "meta.json");
             mf << meta.dump();
