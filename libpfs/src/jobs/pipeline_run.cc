@@ -137,6 +137,8 @@ std::string tail_of(const std::string& log, std::size_t n) {
 
 PipelineRun PipelineEngine::execute(PipelineRun run) {
   must_run();
+  auto t0 = std::chrono::steady_clock::now();
+  auto phase = [&](const char* what) { if (std::getenv("PFS_TRACE")) fmt::print(stderr, "trace {} {:.3f}\n", what, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()); };
   PipelineMeta m = need(run.pipeline);
   const PipelineSpec& spec = m.info.spec;
   const std::string& out_branch = run.pipeline;
@@ -165,6 +167,7 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
 
   Image image = images_.get(spec.image);
 
+  phase("input");
   // ---- input files and their content hashes ----
   std::optional<PipelineRun> prev_ok;
   std::vector<DatumRecord> prev_table;
@@ -209,6 +212,7 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
     }
   }
 
+  phase("datums,");
   // ---- datums, keys, and what can be reused ----
   std::vector<Datum> datums = make_datums(spec.input, [&](const std::string& repo) -> const std::vector<InputFile>& {
     return files[repo];
@@ -263,6 +267,7 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
     running_[run.pipeline].datums = run.datums;
   }
 
+  phase("processing");
   // ---- processing ----
   auto datum_timeout = spec.datum_timeout;
   auto deadline = std::chrono::steady_clock::now() +
@@ -443,6 +448,7 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
     return run;
   }
 
+  phase("collisions:");
   // ---- collisions: two datums writing one path ----
   std::map<std::string, std::string> owner;  // output path -> datum id
   for (const auto& r : table)
@@ -474,6 +480,7 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
     return run;
   }
 
+  phase("the");
   // ---- the output: the last one less what changed, plus the new ----
   if (!ob) {
     unwrap(store_.create_branch(out_branch, ""));
@@ -491,9 +498,17 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
     if (r.info.state == DatumState::kSkipped) kept.insert(r.key);
   std::vector<std::string> remove;
   if (base_ok) {
+    // What the datums that changed or went away wrote, less what this run
+    // writes again (overwritten below): usually a changed input file
+    // gives the same output path, and nothing is deleted.
+    std::set<std::string> rewritten;
+    for (const auto& r : table)
+      if (r.info.state == DatumState::kProcessed || r.info.state == DatumState::kRecovered)
+        rewritten.insert(r.info.outputs.begin(), r.info.outputs.end());
     for (const auto& d : prev_table)
       if (!kept.count(d.key))
-        for (const auto& o : d.info.outputs) remove.push_back(o);
+        for (const auto& o : d.info.outputs)
+          if (!rewritten.count(o)) remove.push_back(o);
   } else {
     for (const auto& f : unwrap(store_.list_files(Ref::branch(out_branch), ""))) remove.push_back(f.path);
   }
@@ -525,6 +540,7 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
   CommitInfo c = unwrap(store_.commit(
       out_branch, fmt::format("{}: pipeline {} on {}\n\nprovenance: {}\nspec: {} (version {})", run.id, run.pipeline,
                               fmt::join(prov, ", "), fmt::join(prov, " "), m.info.spec_number, m.info.version)));
+  phase("committed");
   run.output_commit = c.id;
   run.output = c.stats;
   run.state = PipelineRunState::kSuccess;
