@@ -598,20 +598,34 @@ Result<std::vector<PipelineRun>> PipelineEngine::list_runs(const RunFilter& filt
       names = pipeline_names();
     std::string commit;
     if (!filter.commit.empty()) commit = unwrap(store_.inspect_commit(filter.commit)).id;
-    std::vector<PipelineRun> out;
-    for (const auto& p : names) {
+    std::vector<PipelineRun> all;
+    // With a commit, every pipeline's runs are looked at: one that reads
+    // the commit through upstream pipelines' outputs counts too.
+    for (const auto& p : commit.empty() ? names : pipeline_names()) {
       auto m = load_meta(p);
       if (!m) continue;
-      for (std::uint64_t n = m->next_run; n-- > 1;) {
-        auto r = current_run(p, n);
-        if (!r) continue;
-        if (!commit.empty()) {
-          bool reads = r->output_commit == commit;
-          for (const auto& e : r->provenance) reads |= e.commit == commit;
+      for (std::uint64_t n = m->next_run; n-- > 1;)
+        if (auto r = current_run(p, n)) all.push_back(std::move(*r));
+    }
+    std::vector<PipelineRun> out;
+    if (commit.empty()) {
+      out = std::move(all);
+    } else {
+      std::set<std::string> commits = {commit};
+      std::vector<bool> taken(all.size(), false);
+      for (bool grew = true; grew;) {
+        grew = false;
+        for (std::size_t i = 0; i < all.size(); i++) {
+          if (taken[i]) continue;
+          bool reads = commits.count(all[i].output_commit) > 0;
+          for (const auto& e : all[i].provenance) reads |= commits.count(e.commit) > 0;
           if (!reads) continue;
+          taken[i] = grew = true;
+          if (!all[i].output_commit.empty()) commits.insert(all[i].output_commit);
         }
-        out.push_back(std::move(*r));
       }
+      for (std::size_t i = 0; i < all.size(); i++)
+        if (taken[i] && (filter.pipeline.empty() || all[i].pipeline == filter.pipeline)) out.push_back(std::move(all[i]));
     }
     std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.queued_ns > b.queued_ns; });
     return out;

@@ -65,15 +65,36 @@ std::string sha_hex(std::string_view s, std::size_t digits) {
   return h.hex().substr(0, digits);
 }
 
-// Regular files below `dir`, relative, sorted.
-std::vector<std::string> files_below(const fs::path& dir) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec))
-    if (it->is_regular_file(ec) && !it->is_symlink(ec)) out.push_back(fs::relative(it->path(), dir).generic_string());
+// Regular files below `dir` with their sizes, relative paths, sorted.
+// Symbolic links and other entries are left out (a tree holds files), and
+// none is followed: what a container left in /pfs/out cannot point the
+// engine elsewhere.
+void walk_files(int dirfd, const std::string& rel, std::vector<std::pair<std::string, std::uint64_t>>& out) {
+  for (const auto& name : list_dir_names(dirfd)) {
+    auto st = stat_at(dirfd, name);
+    if (!st) continue;
+    std::string path = rel.empty() ? name : rel + "/" + name;
+    if (S_ISREG(st->st_mode)) {
+      out.emplace_back(path, static_cast<std::uint64_t>(st->st_size));
+    } else if (S_ISDIR(st->st_mode)) {
+      UniqueFd sub = open_dir(dirfd, name);
+      walk_files(sub.get(), path, out);
+    }
+  }
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> files_below(const fs::path& dir) {
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  UniqueFd fd = open_dir(AT_FDCWD, dir.string());
+  walk_files(fd.get(), "", out);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+void write_small(const fs::path& file, std::string_view data) {
+  UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) fail_errno(errno, "create " + file.string());
+  write_all(fd.get(), data.data(), data.size(), file.string());
 }
 
 std::string read_file(const fs::path& p) {
@@ -356,19 +377,16 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
           fs::remove_all(tmp, ec);
           fs::create_directories(tmp / "out");
           for (const auto& e : fs::directory_iterator(w->out_dir())) fs::rename(e.path(), tmp / "out" / e.path().filename());
-          r.info.outputs = files_below(tmp / "out");
-          {
-            std::ofstream lf(tmp / "log", std::ios::binary);
-            lf << log;
-          }
+          r.info.outputs.clear();
           std::vector<std::uint64_t> sizes;
-          for (const auto& o : r.info.outputs) sizes.push_back(fs::file_size(tmp / "out" / o));
+          for (auto& [path, size] : files_below(tmp / "out")) {
+            r.info.outputs.push_back(std::move(path));
+            sizes.push_back(size);
+          }
+          if (!log.empty()) write_small(tmp / "log", log);
           json meta = {{"id", r.info.id}, {"outputs", r.info.outputs}, {"sizes", sizes},
                        {"duration_ns", r.info.duration_ns}, {"tries", r.info.tries}};
-          {
-            std::ofstream mf(tmp / "meta.json");
-            mf << meta.dump();
-          }
+          write_small(tmp / "meta.json", meta.dump());
           fs::remove_all(cache / r.key, ec);
           fs::rename(tmp, cache / r.key);
           r.info.state = DatumState::kProcessed;
@@ -653,11 +671,10 @@ Result<DatumTrial> PipelineEngine::run_datum(std::string_view json_text, const D
       trial.datum.duration_ns = o.duration_ns;
       trial.datum.state = o.ok ? DatumState::kProcessed : DatumState::kFailed;
       trial.datum.error = o.error;
-      for (const auto& rel : files_below(w.out_dir())) {
+      for (const auto& [rel, size] : files_below(w.out_dir())) {
         FileInfo fi;
         fi.path = rel;
-        std::error_code ec;
-        fi.size = fs::file_size(w.out_dir() / rel, ec);
+        fi.size = size;
         trial.outputs.push_back(fi);
         trial.datum.outputs.push_back(rel);
       }

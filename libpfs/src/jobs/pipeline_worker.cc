@@ -49,10 +49,14 @@ fs::path find_worker_binary(const fs::path& configured) {
 
 namespace {
 
+// Empties a folder (without following links the container left).
 void empty_dir(const fs::path& dir) {
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) fs::remove_all(e.path());
-  if (ec) fs::create_directories(dir);
+  UniqueFd fd = open_dir_if_exists(AT_FDCWD, dir.string());
+  if (!fd) {
+    fs::create_directories(dir);
+    return;
+  }
+  for (const auto& name : list_dir_names(fd.get())) remove_tree(fd.get(), name);
 }
 
 }  // namespace
