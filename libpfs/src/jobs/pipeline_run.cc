@@ -162,6 +162,7 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
   auto phase = [&](const char* what) { if (std::getenv("PFS_TRACE")) fmt::print(stderr, "trace {} {:.3f}\n", what, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()); };
   PipelineMeta m = need(run.pipeline);
   const PipelineSpec& spec = m.info.spec;
+  run.spec_version = m.info.version;  // (an update since it was queued applies)
   const std::string& out_branch = run.pipeline;
   fs::path pdir = work_ / "pipelines" / run.pipeline;
   fs::path cache = pdir / "cache";
@@ -370,7 +371,9 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
           o.container_lost = true;
         }
         r.info.duration_ns = o.duration_ns;
-        if (abort) break;
+        // A datum that finished is kept even when the run is being stopped:
+        // the run that resumes it reuses it.
+        if (abort && !o.ok) break;
         if (o.ok) {
           // Into the cache, atomically: a kill -9 leaves it whole or absent.
           fs::path tmp = cache / fmt::format("tmp.{}.{}", r.key, k);
