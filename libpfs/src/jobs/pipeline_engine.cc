@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -27,6 +28,11 @@ namespace {
 bool ended(PipelineRunState s) { return s != PipelineRunState::kQueued && s != PipelineRunState::kRunning; }
 
 std::string run_id(const std::string& pipeline, std::uint64_t n) { return fmt::format("{}@{}", pipeline, n); }
+
+std::string read_file_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
 
 }  // namespace
 
@@ -722,17 +728,33 @@ Result<void> PipelineEngine::get_logs(const LogFilter& filter, Sink& out) {
     } else {
       fail(ErrorCode::kInvalidArgument, "say whose logs: a pipeline (-p NAME) or a run (--run NAME@N)");
     }
-    std::set<std::string> printed;  // run/datum already written
-    auto emit = [&](const PipelineRun& r, const std::string& datum, const std::string& text) {
-      if (!printed.insert(r.id + "/" + datum).second || text.empty()) return;
+    // Bytes of each run/datum's log written so far; SIZE_MAX once whole.
+    std::map<std::string, std::size_t> shown;
+    // Writes what `text` (a datum's log so far, or whole) has beyond what
+    // was shown: whole lines only while it may still grow.
+    auto emit = [&](const PipelineRun& r, const std::string& datum, const std::string& text, bool whole = true) {
+      std::size_t& done = shown[r.id + "/" + datum];
+      if (done == SIZE_MAX || done >= text.size()) {
+        if (whole) done = SIZE_MAX;
+        return;
+      }
+      std::size_t upto = text.size();
+      if (!whole) {
+        auto nl = text.rfind('\n');
+        if (nl == std::string::npos || nl < done) return;
+        upto = nl + 1;
+      }
+      std::string part = text.substr(done, upto - done);
+      done = whole ? SIZE_MAX : upto;
+      const std::string& piece = part;
       bool prefix = filter.datum.empty();
       std::string block;
       std::size_t pos = 0;
-      while (pos < text.size()) {
-        std::size_t nl = text.find('\n', pos);
-        std::size_t end = nl == std::string::npos ? text.size() : nl + 1;
+      while (pos < piece.size()) {
+        std::size_t nl = piece.find('\n', pos);
+        std::size_t end = nl == std::string::npos ? piece.size() : nl + 1;
         if (prefix) block += fmt::format("{} {} ", r.id, datum.substr(0, 12));
-        block.append(text, pos, end - pos);
+        block.append(piece, pos, end - pos);
         if (nl == std::string::npos) block += '\n';
         pos = end;
       }
@@ -763,6 +785,25 @@ Result<void> PipelineEngine::get_logs(const LogFilter& filter, Sink& out) {
         emit(r, d, text);
       }
     };
+    // The datums running now: each worker's folder says which datum its
+    // log is of (pipeline_worker.cc); read before and after the log, so a
+    // log that moved on to the next datum meanwhile is not misattributed.
+    auto running = [&](const PipelineRun& r) {
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(work_ / "pipelines" / r.pipeline, ec)) {
+        std::string wname = e.path().filename().string();
+        if (wname.size() < 2 || wname[0] != 'w') continue;
+        fs::path ctl = e.path() / "ctl";
+        std::string before = read_file_text(ctl / "datum");
+        std::string text = read_file_text(ctl / "log");
+        if (before.empty() || before != read_file_text(ctl / "datum")) continue;
+        std::istringstream in(before);
+        std::string run, datum;
+        in >> run >> datum;
+        if (run != r.id || (!filter.datum.empty() && datum.rfind(filter.datum, 0) != 0)) continue;
+        emit(r, datum, text, false);
+      }
+    };
     for (auto& r : runs) {
       if (ended(r.state)) {
         stored(r);
@@ -770,6 +811,7 @@ Result<void> PipelineEngine::get_logs(const LogFilter& filter, Sink& out) {
       }
       live(r);
       if (!filter.follow) continue;
+      running(r);
       for (;;) {
         auto now = unwrap(inspect_run(r.id));
         if (ended(now.state)) {
@@ -778,6 +820,7 @@ Result<void> PipelineEngine::get_logs(const LogFilter& filter, Sink& out) {
           break;
         }
         live(now);
+        running(now);
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
     }

@@ -162,6 +162,13 @@ std::string DatumWorker::read_line(std::chrono::steady_clock::time_point deadlin
 DatumOutcome DatumWorker::run(const std::string& datum_id, const std::string& job_id,
                               std::chrono::milliseconds timeout) {
   DatumOutcome o;
+  // Which datum the log is of, for readers that follow it (get-logs -f):
+  // the log is emptied first, so it never shows the last datum's lines.
+  ::truncate(log_file().c_str(), 0);
+  {
+    std::ofstream mark(setup_.dir / "ctl" / "datum", std::ios::trunc);
+    mark << job_id << ' ' << datum_id << '\n';
+  }
   std::string cmd = fmt::format("run {} {} {} {}\n", datum_id, timeout.count(), setup_.max_log_bytes, job_id);
   auto start = std::chrono::steady_clock::now();
   if (::send(ctl_.get(), cmd.data(), cmd.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(cmd.size())) {
