@@ -178,7 +178,8 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
   auto ob = store_.inspect_branch(out_branch);
   if (ob && !ob->head.empty()) {
     CommitInfo head = unwrap(store_.inspect_commit(ob->head));
-    if (head.message.rfind(run.id + ":", 0) == 0) {
+    // (The run id alone could be an earlier pipeline's of the same name.)
+    if (head.message.find(fmt::format("\nrun: {} {}\n", run.id, run.queued_ns)) != std::string::npos) {
       run.state = PipelineRunState::kSuccess;
       run.output_commit = head.id;
       run.output = head.stats;
@@ -559,8 +560,9 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
   std::vector<std::string> prov;
   for (const auto& p : run.provenance) prov.push_back(p.branch + "@" + p.commit);
   CommitInfo c = unwrap(store_.commit(
-      out_branch, fmt::format("{}: pipeline {} on {}\n\nprovenance: {}\nspec: {} (version {})", run.id, run.pipeline,
-                              fmt::join(prov, ", "), fmt::join(prov, " "), m.info.spec_number, m.info.version)));
+      out_branch, fmt::format("{}: pipeline {} on {}\n\nprovenance: {}\nspec: {} (version {})\nrun: {} {}\n", run.id,
+                              run.pipeline, fmt::join(prov, ", "), fmt::join(prov, " "), m.info.spec_number,
+                              m.info.version, run.id, run.queued_ns)));
   phase("committed");
   run.output_commit = c.id;
   run.output = c.stats;
