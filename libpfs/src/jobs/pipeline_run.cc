@@ -560,9 +560,9 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
   std::vector<std::string> prov;
   for (const auto& p : run.provenance) prov.push_back(p.branch + "@" + p.commit);
   CommitInfo c = unwrap(store_.commit(
-      out_branch, fmt::format("{}: pipeline {} on {}\n\nprovenance: {}\nspec: {} (version {})\nrun: {} {}\n", run.id,
-                              run.pipeline, fmt::join(prov, ", "), fmt::join(prov, " "), m.info.spec_number,
-                              m.info.version, run.id, run.queued_ns)));
+      out_branch, fmt::format("{}: pipeline {} on {}\n\nprovenance: {}\nrun: {} {}\nspec: {} (version {})", run.id,
+                              run.pipeline, fmt::join(prov, ", "), fmt::join(prov, " "), run.id, run.queued_ns,
+                              m.info.spec_number, m.info.version)));
   phase("committed");
   run.output_commit = c.id;
   run.output = c.stats;
