@@ -315,6 +315,9 @@ void PipelineEngine::scheduler() {
           if (done.state == PipelineRunState::kSuccess) {
             m->last_success = done.number;
             m->forced.clear();
+            std::lock_guard lk(mu_);
+            m->last_success_input = success_input_[done.id];
+            success_input_.erase(done.id);
           }
           save_meta(*m);
         }

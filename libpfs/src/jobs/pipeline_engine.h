@@ -56,6 +56,7 @@ struct PipelineMeta {
   std::uint64_t last_success = 0;  // number of its newest successful run (0: none)
   std::uint64_t salt = 0;          // +1 for update --reprocess: every datum key changes
   std::set<std::string> forced;    // datum ids restart_datum named, until a run succeeds
+  std::string last_success_input;  // hash of that run's input spec (its file list can be reused)
 };
 
 // A datum as a run's table keeps it.
@@ -148,6 +149,7 @@ class PipelineEngine final : public Pipelines {
   std::map<std::string, PipelineRun> running_;     // pipeline -> its run in progress (live figures)
   std::map<std::string, std::map<std::string, DatumInfo>> live_datums_;  // run id -> datums
   std::set<std::string> stop_requested_;           // pipelines whose run must end now
+  std::map<std::string, std::string> success_input_;  // run id -> its input key, until recorded
   std::map<std::string, std::vector<pid_t>> live_pids_;  // run id -> its containers' first processes
   bool stopping_ = false;
   bool started_ = false;

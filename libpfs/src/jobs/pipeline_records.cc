@@ -70,6 +70,7 @@ std::optional<PipelineMeta> PipelineEngine::load_meta(const std::string& name) {
       m.next_run = j.value("next_run", std::uint64_t{1});
       m.last_success = j.value("last_success", std::uint64_t{0});
       m.salt = j.value("salt", std::uint64_t{0});
+      m.last_success_input = j.value("last_success_input", "");
       for (const auto& f : j.value("forced", std::vector<std::string>{})) m.forced.insert(f);
     } catch (const json::exception& e) {
       failf(ErrorCode::kCorruption, "the record of pipeline {} (branch {}, pipelines/{}/meta.json) is damaged: {}",
@@ -85,7 +86,8 @@ void PipelineEngine::save_meta(const PipelineMeta& m) {
             {"created_ns", m.info.created_ns},   {"updated_ns", m.info.updated_ns},
             {"last_run", m.info.last_run},       {"last_state", m.info.last_state},
             {"next_run", m.next_run},            {"last_success", m.last_success},
-            {"salt", m.salt},                    {"forced", m.forced}};
+            {"salt", m.salt},                    {"forced", m.forced},
+            {"last_success_input", m.last_success_input}};
   write_text(fmt::format("pipelines/{}/spec.json", name), m.info.spec_json);
   write_text(fmt::format("pipelines/{}/meta.json", name), j.dump(2) + "\n");
 }
