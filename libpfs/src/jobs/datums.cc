@@ -43,8 +43,10 @@ class Glob {
  public:
   explicit Glob(std::string_view pattern) {
     std::string p;
-    if (pattern.empty() || pattern[0] != '/') p = "/";
-    p += pattern;
+    // (push_back, not `p = "/"`: GCC 12 with -fsanitize=address warns of a
+    // memcpy overlap that cannot happen, -Wrestrict.)
+    if (pattern.empty() || pattern[0] != '/') p.push_back('/');
+    p.append(pattern);
     // A trailing '/' is ignored (not an escaped one, nor the root's own).
     while (p.size() > 1 && p.back() == '/' && !escaped(p, p.size() - 1)) p.pop_back();
     root_only_ = p == "/";
