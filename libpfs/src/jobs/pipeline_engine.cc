@@ -210,8 +210,11 @@ void PipelineEngine::catch_up(const std::string& name) {
     auto bi = store_.inspect_branch(b);
     if (bi && !bi->head.empty()) heads[b] = bi->head;
   }
+  // The newest run that read inputs (an unrunnable record read none: it
+  // carries its upstream's provenance).
   std::optional<PipelineRun> newest;
-  if (m->next_run > 1) newest = read_run(name, m->next_run - 1);
+  for (std::uint64_t n = m->next_run; n-- > 1 && !newest;)
+    if (auto r = read_run(name, n); r && r->state != PipelineRunState::kUnrunnable) newest = std::move(r);
   bool same = newest.has_value();
   if (newest)
     for (const auto& [b, c] : heads) {
@@ -860,26 +863,69 @@ Result<std::vector<PipelineRun>> PipelineEngine::flush_commit(std::string_view c
       if (done.size() == before) break;  // (a cycle cannot be created)
     }
     for (;;) {
+      // In DAG order, each pipeline's run is the one that read, for each of
+      // its inputs in the flush, the commit the flush is about: the commit
+      // itself on its branch, and on an upstream pipeline's branch the
+      // output of that pipeline's run found before (a pipeline reading both
+      // a branch and its derivative has a run on each; the second counts).
       std::vector<PipelineRun> found;
       std::vector<std::string> waiting;
-      std::set<std::string> commits = {c.id};  // the commit and the outputs computed from it
+      std::map<std::string, std::string> output_of;  // pipeline -> its run's output commit
+      std::set<std::string> failed, pending, absent;
       for (const auto& p : order) {
         const PipelineMeta& m = metas[p];
+        std::vector<ProvenanceEntry> required;
+        bool upstream_failed = false, upstream_pending = false, upstream_absent = false, direct = false;
+        for (const auto& in : inputs[p]) {
+          if (in == c.branch) {
+            required.push_back({in, c.id});
+            direct = true;
+          } else if (reach.count(in)) {
+            upstream_failed |= failed.count(in) > 0;
+            upstream_pending |= pending.count(in) > 0;
+            upstream_absent |= absent.count(in) > 0;
+            if (output_of.count(in)) required.push_back({in, output_of[in]});
+          }
+        }
+        if (upstream_pending) {
+          pending.insert(p);
+          waiting.push_back(p + " (after its upstream)");
+          continue;
+        }
+        if (m.info.stopped || (upstream_absent && !direct && !upstream_failed)) {
+          absent.insert(p);  // it will not run on this commit
+          continue;
+        }
         std::optional<PipelineRun> hit;
         auto fresh = load_meta(p);
         std::uint64_t next = fresh ? fresh->next_run : m.next_run;
         for (std::uint64_t n = next; n-- > 1 && !hit;) {
           auto r = current_run(p, n);
           if (!r) continue;
-          for (const auto& e : r->provenance)
-            if (commits.count(e.commit)) hit = r;
+          bool all = true;
+          for (const auto& need : required)
+            all &= std::find(r->provenance.begin(), r->provenance.end(), need) != r->provenance.end();
+          // Below a failed upstream run the record that says so counts.
+          bool says_unrunnable = upstream_failed && r->state == PipelineRunState::kUnrunnable &&
+                                 std::any_of(r->provenance.begin(), r->provenance.end(),
+                                             [&](const ProvenanceEntry& e) { return e.commit == c.id; });
+          if ((all && !required.empty()) || says_unrunnable) hit = r;
           if (r->queued_ns < c.time_ns) break;  // older runs cannot have read it
         }
         if (hit) {
-          if (!hit->output_commit.empty()) commits.insert(hit->output_commit);
-          if (!ended(hit->state)) waiting.push_back(hit->id);
           found.push_back(*hit);
-        } else if (!m.info.stopped && m.info.created_ns <= c.time_ns) {
+          if (!ended(hit->state)) {
+            pending.insert(p);
+            waiting.push_back(hit->id);
+          } else if (hit->state == PipelineRunState::kSuccess) {
+            output_of[p] = hit->output_commit;
+          } else {
+            failed.insert(p);
+          }
+        } else if (direct && !upstream_failed && m.info.created_ns > c.time_ns) {
+          absent.insert(p);  // created after the commit, and never ran on it
+        } else {
+          pending.insert(p);
           waiting.push_back(p + " (not queued yet)");
         }
       }
