@@ -60,7 +60,11 @@ spec() {
 }
 pfs_in() { printf '{"pfs": {"repo": "%s", "glob": "%s"}}' "$1" "$2"; }  # pfs_in BRANCH GLOB
 put() { printf "$2" | pachctl put-file -b "${3:-$B}" "$1"; }                 # put PATH PRINTF-TEXT [BRANCH]
-head_of() { pachctl --json list-branch | jq -r --arg b "$1" '.[] | select(.name == $b) | .head // "none"'; }
+# head_of BRANCH: its head; "none" before its first commit; "absent" if there is no such branch.
+head_of() {
+  pachctl --json list-branch |
+    jq -r --arg b "$1" 'map(select(.name == $b)) | if length == 0 then "absent" else .[0].head // "none" end'
+}
 # The branches (heads, dirtiness, sizes) and pipelines: what a refused
 # command must leave as it was.
 state_of() {
@@ -93,11 +97,14 @@ export_tree() {
   fi
 }
 flush() { expect_status 0 pachctl flush-commit "$1"; }
+# manifest DIR: each file's path and checksum (a tree may keep empty folders).
+manifest() { (cd "$1" && find . -type f | sort | while read -r f; do echo "$f $(md5sum < "$f")"; done); }
 # Times as the containers see them: seconds since boot (/proc/uptime).
 uptime_now() { cut -d' ' -f1 /proc/uptime; }
 earlier() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }  # earlier A B: A < B  # flush COMMIT: all its runs succeed; OUT has their lines
 
 section "1. a two-stage DAG: upper (glob /*) then count (glob /)"
+pachctl init >/dev/null  # $PFS_STORE (lib.sh)
 pachctl branch text
 B=text
 put a.txt 'hello pfs\n'
@@ -119,9 +126,11 @@ expect_eq "flush-commit: both runs, upstream first" $'upper@1 success\ncount@2 s
 expect_eq "upper's output" "a.txt=HELLO PFS b.txt=PIPELINES RUN sub/c.txt=IN A FOLDER " "$(files upper)"
 expect_eq "count's output: the bytes of upper's files" "count=36 " "$(files count)"
 UP1=$(head_of upper)
-expect_eq "count ran after upper ended" true \
-  "$(jq -n --argjson u "$(pachctl --json inspect-run upper@1)" --argjson c "$(pachctl --json inspect-run count@2)" \
-     '$c.started >= $u.finished')"
+expect_eq "count@2 read upper@1's output" "upper@$UP1" \
+  "$(pachctl --json inspect-run count@2 | jq -r '.provenance[] | "\(.branch)@\(.commit)"')"
+expect_eq "... once it was committed" true \
+  "$(jq -n --argjson u "$(pachctl --json inspect-commit "$UP1")" --argjson c "$(pachctl --json inspect-run count@2)" \
+     '$c.started >= $u.time')"
 INSPECT=$(pachctl inspect-commit count)
 expect_eq "inspect-commit count: its run" "Run:      count@2" "$(grep '^Run:' <<<"$INSPECT")"
 expect_eq "inspect-commit count: provenance, transitive" "From:     upper@$UP1|          text@$C1" \
@@ -136,7 +145,7 @@ expect_contains "list-run -p upper: a table" "upper@1  success  3/3 (3 processed
 # flush-commit does wait for (pfs/pipelines.h: "directly or via upstream").
 known "list-run --pipelines -c <text commit>: the runs that read it, downstream too" "count@2 upper@1" \
   "$(pachctl --json list-run --pipelines -c "$C1" | jq -r '[.[].id] | sort | join(" ")')"
-expect_eq "list-run --pipelines -c <upper's output>: count@2" "count@2" \
+expect_eq "list-run --pipelines -c <upper's output>: the run that made it, the run that read it" "count@2 upper@1" \
   "$(pachctl --json list-run --pipelines -c "$UP1" | jq -r '[.[].id] | join(" ")')"
 expect_eq "get-logs --run upper@1: each datum's lines, prefixed" 3 \
   "$(pachctl get-logs --run upper@1 | grep -c '^upper@1 [0-9a-f]\{12\} upper did ')"
@@ -238,7 +247,7 @@ mkdir -p "$M"
 # For each file under the datum's top-level entry: its upper case and size
 # (at PATH.up), and per entry the number of its files (at ENTRY.n).
 RND_SCRIPT='cd /pfs/rnd && for e in *; do
-  find "$e" -type f | sort | while read -r f; do mkdir -p "/pfs/out/${f%/*}"; { tr a-z A-Z < "$f"; wc -c < "$f"; } > "/pfs/out/$f.up"; done
+  find "$e" -type f | sort | while read -r f; do mkdir -p "/pfs/out/$(dirname "$f")"; { tr a-z A-Z < "$f"; wc -c < "$f"; } > "/pfs/out/$f.up"; done
   find "$e" -type f | wc -l > "/pfs/out/$e.n"; done'
 spec rinc "$(pfs_in rnd '/*')" "$RND_SCRIPT" '.parallelism_spec = {constant: 2}' > "$LOCAL/rinc.json"
 expect_status 0 pachctl create-pipeline -f "$LOCAL/rinc.json"
@@ -248,7 +257,7 @@ expected_from() {
   mkdir -p "$2"
   (cd "$1" && for e in *; do
     [ -e "$e" ] || continue
-    find "$e" -type f | sort | while read -r f; do mkdir -p "$2/${f%/*}"; { tr a-z A-Z < "$f"; wc -c < "$f"; } > "$2/$f.up"; done
+    find "$e" -type f | sort | while read -r f; do mkdir -p "$2/$(dirname "$f")"; { tr a-z A-Z < "$f"; wc -c < "$f"; } > "$2/$f.up"; done
     find "$e" -type f | wc -l > "$2/$e.n"
   done)
 }
@@ -296,7 +305,7 @@ for step in $(seq 25); do
   PROCESSED=$((PROCESSED + $(pachctl --json inspect-run "$r" | jq .datums.processed)))
   TOTAL=$((TOTAL + $(pachctl --json inspect-run "$r" | jq .datums.total)))
   export_tree "$RC" "$LOCAL/in"
-  diff -r "$M" "$LOCAL/in" >/dev/null && ok || fail "step $step: branch rnd holds the model's files"
+  expect_eq "step $step: branch rnd holds the model's files" "$(manifest "$M")" "$(manifest "$LOCAL/in")"
   export_tree rinc "$LOCAL/inc"
   expected_from "$M" "$LOCAL/want"
   D=$(diff -r "$LOCAL/want" "$LOCAL/inc" 2>&1) && ok || fail "step $step: the incremental output is the expected one: $D"
@@ -525,7 +534,7 @@ expect_contains "a failing datum: its log" $'Log:\ngoing down' "$OUT"
 expect_contains "... and why" "sh exited with status 4" "$ERR"
 expect_status 3 pachctl run-datum -f "$LOCAL/trial.json" --datum inc/nosuch
 expect_eq "run-datum committed nothing, created no pipeline" "$BEFORE" "$(state_of)"
-expect_eq "... and made no output branch" "none" "$(head_of trial)"
+expect_eq "... and made no output branch" absent "$(head_of trial)"
 
 section "14. bad input changes nothing"
 BEFORE=$(state_of)
@@ -588,7 +597,7 @@ unchanged "refused commands"
 section "15. delete-pipeline"
 expect_status 5 pachctl delete-pipeline upper
 expect_contains "refused while count reads upper: says which" "count" "$ERR"
-expect_eq "upper is still there" upper "$(pachctl --json inspect-pipeline upper | jq -r .spec.name)"
+expect_eq "upper is still there" upper "$(pachctl --json inspect-pipeline upper | jq -r .name)"
 UPH=$(head_of upper)
 expect_status 0 pachctl delete-pipeline count
 expect_status 0 pachctl delete-pipeline upper
@@ -612,7 +621,8 @@ known "... its run processed the datums" "success: 3 processed, 0 skipped, 0 rec
 put d.txt 'one more\n' text
 flush "$(pachctl commit -b text)"
 expect_eq "... and its next run" "upper@2 success" "$OUT"
-expect_eq "... whose output is the new command's" "a.txt.v2=hello pfs b.txt.v2=pipelines run d.txt.v2=one more sub/c.txt.v2=in a folder " \
+# KNOWN BUG: (the same) the next run keeps the old command's outputs next to the new ones.
+known "... whose output is the new command's" "a.txt.v2=hello pfs b.txt.v2=pipelines run d.txt.v2=one more sub/c.txt.v2=in a folder " \
   "$(files upper)"
 expect_status 0 pachctl fsck
 
@@ -700,7 +710,8 @@ expect_eq "inspect-pipeline: stopped" "State:       stopped" "$(pachctl inspect-
 sleep 1  # while stopped, nothing runs
 expect_eq "while stopped: nothing more processed" "killed $K" \
   "$(curl -sS "$H/pipeline-runs/$SRUN" | jq -r '"\(.state) \(.datums.processed)"')"
-expect_eq "a flush waits (503 after its wait)" 503 "$(curl -sS -o /dev/null -w '%{http_code}' "$H/flush/$SC?wait=100")"
+expect_eq "GET /flush: a killed run has ended" "200 slow@2:killed" \
+  "$(curl -sS -o "$LOCAL/out" -w '%{http_code}' "$H/flush/$SC?wait=100") $(jq -r '[.[] | "\(.id):\(.state)"] | join(" ")' "$LOCAL/out")"
 expect_status 0 pachctl start-pipeline slow
 expect_status 0 pachctl flush-commit "$SC"
 expect_eq "start-pipeline: the same run resumes and succeeds" "$SRUN success" "$(sed 's/:.*//' <<<"$OUT")"
@@ -720,6 +731,7 @@ for i in $(seq -w 1 20); do printf "second $i\n" | pachctl put-file -b slowin "f
 SC2=$(pachctl commit -b slowin)
 SRUN=slow@3
 wait_processed "$SRUN" 3
+expect_eq "GET /flush during the run: 503 after its wait" 503 "$(curl -sS -o /dev/null -w '%{http_code}' "$H/flush/$SC2?wait=100")"
 kill -9 "$SPID"
 wait "$SPID" 2>/dev/null || true
 T_KILL=$(uptime_now)
