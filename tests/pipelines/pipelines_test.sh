@@ -44,7 +44,7 @@ KNOWN=0
 known() {
   if [ "$2" == "$3" ]; then
     ok
-    echo "NOTE: known bug no longer seen ($1): remove its KNOWN BUG mark" >&2
+    echo "NOTE: known bug not seen this time ($1): once fixed, remove its KNOWN BUG mark" >&2
   else
     KNOWN=$((KNOWN + 1))
     echo "KNOWN BUG: $1: expected [$2], got [$3]" >&2
@@ -59,7 +59,7 @@ spec() {
     '{pipeline: {name: $name}, transform: {image: $img, cmd: ["sh", "-c", $script]}, input: $input}' | jq "${4:-.}"
 }
 pfs_in() { printf '{"pfs": {"repo": "%s", "glob": "%s"}}' "$1" "$2"; }  # pfs_in BRANCH GLOB
-put() { printf "$2" | pachctl put-file -b "${3:-$B}" "$1"; }                 # put PATH PRINTF-TEXT [BRANCH]
+put() { printf "$3" | pachctl put-file -b "$1" "$2"; }  # put BRANCH PATH PRINTF-TEXT
 # head_of BRANCH: its head; "none" before its first commit; "absent" if there is no such branch.
 head_of() {
   pachctl --json list-branch |
@@ -96,20 +96,19 @@ export_tree() {
     pachctl get-file -c "$1" -r . "$2"
   fi
 }
-flush() { expect_status 0 pachctl flush-commit "$1"; }
+flush() { expect_status 0 pachctl flush-commit "$1"; }  # flush COMMIT: all its runs succeed; OUT has their lines
 # manifest DIR: each file's path and checksum (a tree may keep empty folders).
 manifest() { (cd "$1" && find . -type f | sort | while read -r f; do echo "$f $(md5sum < "$f")"; done); }
 # Times as the containers see them: seconds since boot (/proc/uptime).
 uptime_now() { cut -d' ' -f1 /proc/uptime; }
-earlier() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }  # earlier A B: A < B  # flush COMMIT: all its runs succeed; OUT has their lines
+earlier() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }  # earlier A B: A < B
 
 section "1. a two-stage DAG: upper (glob /*) then count (glob /)"
 pachctl init >/dev/null  # $PFS_STORE (lib.sh)
 pachctl branch text
-B=text
-put a.txt 'hello pfs\n'
-put b.txt 'pipelines run\n'
-put sub/c.txt 'in a folder\n'
+put text a.txt 'hello pfs\n'
+put text b.txt 'pipelines run\n'
+put text sub/c.txt 'in a folder\n'
 C1=$(pachctl commit -b text)
 # upper writes each file's upper case, at the same path.
 spec upper "$(pfs_in text '/*')" \
@@ -155,8 +154,8 @@ expect_eq "a second flush-commit runs nothing new" $'upper@1 success\ncount@2 su
 section "2. cross and union"
 pachctl branch xa
 pachctl branch xb
-for f in a1 a2 a3; do put $f "$f\n" xa; done
-for f in b1 b2; do put $f "$f\n" xb; done
+for f in a1 a2 a3; do put xa $f "$f\n"; done
+for f in b1 b2; do put xb $f "$f\n"; done
 pachctl commit -b xa >/dev/null
 XB=$(pachctl commit -b xb)
 spec cross '{"cross": [{"pfs": {"repo": "xa", "glob": "/*"}}, {"pfs": {"repo": "xb", "glob": "/*"}}]}' \
@@ -178,8 +177,8 @@ expect_eq "union: 5 datums" 5 "$(pachctl --json list-datum "$(pachctl --json lis
 
 section "3. two datums writing one path: the run fails, the output stays"
 pachctl branch col
-put a 'x\n' col
-put b 'y\n' col
+put col a 'x\n'
+put col b 'y\n'
 pachctl commit -b col >/dev/null
 # Each datum writes the file named by its content.
 spec coll "$(pfs_in col '/*')" 'for f in /pfs/col/*; do cp "$f" "/pfs/out/$(cat "$f")"; done' > "$LOCAL/coll.json"
@@ -187,7 +186,7 @@ expect_status 0 pachctl create-pipeline -f "$LOCAL/coll.json"
 flush col
 expect_eq "distinct paths: fine" "x=x y=y " "$(files coll)"
 COLL_HEAD=$(head_of coll)
-put b 'x\n' col
+put col b 'x\n'
 pachctl commit -b col >/dev/null
 expect_status 5 pachctl flush-commit col
 CRUN=$(pachctl --json list-run -p coll | jq -r '.[0].id')
@@ -204,7 +203,7 @@ expect_eq "... and holds what it held" "x=x y=y " "$(files coll)"
 
 section "4. incremental runs: only what changed is processed"
 pachctl branch inc
-for i in 1 2 3 4 5; do put "f$i" "file $i\n" inc; done
+for i in 1 2 3 4 5; do put inc "f$i" "file $i\n"; done
 pachctl commit -b inc >/dev/null
 # Each output holds its input and the id of the datum that wrote it; every
 # datum also logs its id, so the logs say what ran.
@@ -217,7 +216,7 @@ expect_eq "first run: all processed" "success: 5 processed, 0 skipped, 0 recover
 declare -A ID1
 for i in 1 2 3 4 5; do ID1[$i]=$(datum_of incr@1 "f$i"); done
 expect_eq "each output names its datum" "file 3|${ID1[3]}" "$(pachctl get-file -c incr f3 | paste -sd'|')"
-put f3 'changed\n' inc
+put inc f3 'changed\n'
 pachctl commit -b inc >/dev/null
 flush inc
 expect_contains "list-run: 1 processed, 4 skipped" "incr@2  success  5/5 (1 processed, 4 skipped)" "$(pachctl list-run -p incr)"
@@ -249,8 +248,14 @@ mkdir -p "$M"
 RND_SCRIPT='cd /pfs/rnd && for e in *; do
   find "$e" -type f | sort | while read -r f; do mkdir -p "/pfs/out/$(dirname "$f")"; { tr a-z A-Z < "$f"; wc -c < "$f"; } > "/pfs/out/$f.up"; done
   find "$e" -type f | wc -l > "/pfs/out/$e.n"; done'
+# rinc is incremental; rfull processes every datum of every run. After
+# each commit both are compared with what the same script makes of the
+# files on this disk, and every 5th with a pipeline created then, from
+# scratch (at each step would double this section's time).
 spec rinc "$(pfs_in rnd '/*')" "$RND_SCRIPT" '.parallelism_spec = {constant: 2}' > "$LOCAL/rinc.json"
+spec rfull "$(pfs_in rnd '/*')" "$RND_SCRIPT" '.reprocess_spec = "every_job"' > "$LOCAL/rfull.json"
 expect_status 0 pachctl create-pipeline -f "$LOCAL/rinc.json"
+expect_status 0 pachctl create-pipeline -f "$LOCAL/rfull.json"
 # expected_from DIR OUT: what the transform makes of the files in DIR.
 expected_from() {
   rm -rf "$2"
@@ -261,65 +266,82 @@ expected_from() {
     find "$e" -type f | wc -l > "$2/$e.n"
   done)
 }
-random_path() {
+# The history's choices, all made in this shell: a subshell's $RANDOM is
+# seeded anew, and would make the history unrepeatable.
+pick_path() {  # sets F to a path: a top-level file, or one 1 or 2 folders down
   case $((RANDOM % 3)) in
-    0) echo "f$((RANDOM % 6))" ;;
-    1) echo "d$((RANDOM % 3))/g$((RANDOM % 4))" ;;
-    2) echo "d$((RANDOM % 3))/s$((RANDOM % 2))/h$((RANDOM % 3))" ;;
+    0) F=f$((RANDOM % 6)) ;;
+    1) F=d$((RANDOM % 3))/g$((RANDOM % 4)) ;;
+    2) F=d$((RANDOM % 3))/s$((RANDOM % 2))/h$((RANDOM % 3)) ;;
   esac
 }
-random_file() { (cd "$M" && find . -type f | sed 's|^\./||' | sort) | awk -v n=$RANDOM 'BEGIN{srand(n)} {a[NR]=$0} END{if (NR) print a[int(rand()*NR)+1]}'; }
-random_text() { local i; for ((i = 0; i < RANDOM % 4; i++)); do echo "line $RANDOM of text"; done; }
+pick_file() {  # sets F to one of the model's files ("" when it has none)
+  local all
+  mapfile -t all < <(cd "$M" && find . -type f | sed 's|^\./||' | LC_ALL=C sort)
+  F=
+  if [ ${#all[@]} -gt 0 ]; then F=${all[RANDOM % ${#all[@]}]}; fi
+}
+random_text() {  # 0 to 3 lines (an empty file too)
+  local i n=$((RANDOM % 4))
+  for ((i = 0; i < n; i++)); do echo "line $RANDOM of text"; done
+}
 PROCESSED=0
 TOTAL=0
 for step in $(seq 25); do
-  for op in $(seq $((1 + RANDOM % 4))); do
-    f=$(random_file)
+  ops=$((1 + RANDOM % 4))
+  for ((op = 0; op < ops; op++)); do
     case $((RANDOM % 10)) in
-      0 | 1 | 2 | 3)  # add (or replace)
-        f=$(random_path)
-        mkdir -p "$M/$(dirname "$f")"
-        random_text > "$M/$f"
-        pachctl put-file -b rnd "$f" "$M/$f" ;;
-      4 | 5 | 6)  # change
-        [ -n "$f" ] || continue
-        random_text > "$M/$f"
-        pachctl put-file -b rnd "$f" "$M/$f" ;;
+      0 | 1 | 2 | 3 | 4)  # add (or replace)
+        pick_path
+        mkdir -p "$M/$(dirname "$F")"
+        random_text > "$M/$F"
+        pachctl put-file -b rnd "$F" "$M/$F" ;;
+      5 | 6)  # change
+        pick_file
+        [ -n "$F" ] || continue
+        random_text > "$M/$F"
+        pachctl put-file -b rnd "$F" "$M/$F" ;;
       7 | 8)  # delete a file
-        [ -n "$f" ] || continue
-        rm "$M/$f"
-        pachctl delete-file -b rnd "$f" ;;
+        pick_file
+        [ -n "$F" ] || continue
+        rm "$M/$F"
+        pachctl delete-file -b rnd "$F" ;;
       9)  # delete a whole folder
-        f=d$((RANDOM % 3))
-        [ -d "$M/$f" ] || continue
-        rm -r "${M:?}/$f"
-        pachctl delete-file -b rnd "$f" ;;
+        F=d$((RANDOM % 3))
+        [ -d "$M/$F" ] || continue
+        rm -r "${M:?}/$F"
+        pachctl delete-file -b rnd "$F" ;;
     esac
   done
   find "$M" -mindepth 1 -type d -empty -delete
   RC=$(pachctl commit -b rnd)
   expect_status 0 pachctl flush-commit "$RC"
-  r=$(pachctl --json list-run -p rinc | jq -r '.[0].id')
-  expect_eq "step $step: $r read the commit" "rnd@$RC success" \
-    "$(pachctl --json inspect-run "$r" | jq -r '"\(.provenance[0].branch)@\(.provenance[0].commit) \(.state)"')"
-  PROCESSED=$((PROCESSED + $(pachctl --json inspect-run "$r" | jq .datums.processed)))
-  TOTAL=$((TOTAL + $(pachctl --json inspect-run "$r" | jq .datums.total)))
+  runs=$(pachctl --json list-run --pipelines -c "$RC" |
+    jq -c '[.[] | {p: .pipeline, s: .state, n: .datums.processed, t: .datums.total}] | sort_by(.p)')
+  expect_eq "step $step: one run of each read the commit" "rfull:success rinc:success" \
+    "$(jq -r 'map("\(.p):\(.s)") | join(" ")' <<<"$runs")"
+  expect_eq "step $step: rfull processed every datum" true "$(jq '.[0].n == .[0].t' <<<"$runs")"
+  PROCESSED=$((PROCESSED + $(jq '.[1].n' <<<"$runs")))
+  TOTAL=$((TOTAL + $(jq '.[1].t' <<<"$runs")))
   export_tree "$RC" "$LOCAL/in"
   expect_eq "step $step: branch rnd holds the model's files" "$(manifest "$M")" "$(manifest "$LOCAL/in")"
-  export_tree rinc "$LOCAL/inc"
   expected_from "$M" "$LOCAL/want"
+  export_tree rinc "$LOCAL/inc"
   D=$(diff -r "$LOCAL/want" "$LOCAL/inc" 2>&1) && ok || fail "step $step: the incremental output is the expected one: $D"
-  # A new pipeline, from scratch on the same commit.
-  spec "fresh$step" "$(pfs_in rnd '/*')" "$RND_SCRIPT" > "$LOCAL/fresh.json"
-  expect_status 0 pachctl create-pipeline -f "$LOCAL/fresh.json"
-  expect_status 0 pachctl flush-commit "$RC"
-  expect_contains "step $step: fresh$step ran on the commit" "fresh$step@1 success" "$OUT"
-  export_tree "fresh$step" "$LOCAL/fresh"
-  D=$(diff -r "$LOCAL/fresh" "$LOCAL/inc" 2>&1) && ok || fail "step $step: incremental = from scratch: $D"
-  expect_status 0 pachctl delete-pipeline "fresh$step"
-  expect_status 0 pachctl delete-branch "fresh$step"
+  export_tree rfull "$LOCAL/full"
+  D=$(diff -r "$LOCAL/full" "$LOCAL/inc" 2>&1) && ok || fail "step $step: incremental = every datum processed: $D"
+  if [ $((step % 5)) = 0 ]; then
+    spec "fresh$step" "$(pfs_in rnd '/*')" "$RND_SCRIPT" > "$LOCAL/fresh.json"
+    expect_status 0 pachctl create-pipeline -f "$LOCAL/fresh.json"
+    expect_status 0 pachctl flush-commit "$RC"
+    expect_contains "step $step: fresh$step ran on the commit" "fresh$step@1 success" "$OUT"
+    export_tree "fresh$step" "$LOCAL/fresh"
+    D=$(diff -r "$LOCAL/fresh" "$LOCAL/inc" 2>&1) && ok || fail "step $step: incremental = from scratch: $D"
+    expect_status 0 pachctl delete-pipeline "fresh$step"
+    expect_status 0 pachctl delete-branch "fresh$step"
+  fi
 done
-echo "random history: $PROCESSED of $TOTAL datums processed" >&2
+echo "random history: $PROCESSED of $TOTAL datums processed; its last tree: $(manifest "$M" | md5sum | cut -c1-12)" >&2
 [ "$PROCESSED" -lt "$TOTAL" ] && ok || fail "the random runs reused datums ($PROCESSED processed of $TOTAL)"
 
 section "6. restart-datum: that datum runs again, no other"
@@ -383,7 +405,7 @@ expect_status 3 pachctl update-pipeline -f "$LOCAL/nosuch.json"
 
 section "10. a datum that always fails"
 pachctl branch fl
-for f in ok1 bad ok2; do put $f "$f\n" fl; done
+for f in ok1 bad ok2; do put fl $f "$f\n"; done
 FL=$(pachctl commit -b fl)
 spec flaky "$(pfs_in fl '/*')" \
   'for f in /pfs/fl/*; do if [ "${f##*/}" = bad ]; then echo "cannot read $f"; echo "giving up" >&2; exit 3; fi; cp "$f" /pfs/out/; done' \
@@ -415,8 +437,8 @@ expect_eq "below's output" "ls=ok1 ok2 " "$(files below | tr '\n' ' ' | sed 's/ 
 
 section "11. Pachyderm's example specs, with our image and program"
 pachctl branch images
-put photo1.png 'pixels one\n' images
-put photo2.png 'pixels two\n' images
+put images photo1.png 'pixels one\n'
+put images photo2.png 'pixels two\n'
 IM=$(pachctl commit -b images)
 cat > "$LOCAL/edges.json" <<EOF
 {
@@ -472,14 +494,22 @@ expect_eq "montage: both inputs, in order" \
   "$(pachctl get-file -c montage montage.txt | paste -sd'|')"
 expect_eq "the description is kept" "A pipeline that performs image edge detection by using the OpenCV library." \
   "$(pachctl --json inspect-pipeline edges | jq -r .spec.description)"
-put photo3.png 'pixels three\n' images
+put images photo3.png 'pixels three\n'
 IM2=$(pachctl commit -b images)
 flush "$IM2"
-expect_eq "a new image: montage has its edges too" 6 "$(pachctl get-file -c montage montage.txt | wc -l)"
+# KNOWN BUG (a race): flush-commit can return before the montage run that
+# reads edges' new output is queued: montage reads images both directly
+# and through edges, and flush_commit takes montage's run on the images
+# commit and the old edges (already ended) for the last one.
+known "flush-commit <images commit>: montage has the new image's edges too" \
+  "/pfs/edges/photo3.png: eerht slexip" "$(pachctl get-file -c montage montage.txt | grep photo3 | head -1)"
+expect_status 0 pachctl flush-commit edges
+expect_eq "once its run on edges' output ran: montage has the new image's edges too" 6 \
+  "$(pachctl get-file -c montage montage.txt | wc -l)"
 
 section "12. the container contract"
 pachctl branch ct
-put in 'original\n' ct
+put ct in 'original\n'
 CT=$(pachctl commit -b ct)
 expect_eq "the image's ENTRYPOINT is /bin/false" "[/bin/false]" "$(podman image inspect --format '{{.Config.Entrypoint}}' "$IMG")"
 cat > "$LOCAL/probe.sh" <<'EOF'
@@ -618,7 +648,7 @@ expect_eq "the new upper ran" "upper@1 success" "$OUT"
 known "re-created pipeline: its output is its new command's" \
   "a.txt.v2=hello pfs b.txt.v2=pipelines run sub/c.txt.v2=in a folder " "$(files upper)"
 known "... its run processed the datums" "success: 3 processed, 0 skipped, 0 recovered, 0 failed of 3" "$(summary upper@1)"
-put d.txt 'one more\n' text
+put text d.txt 'one more\n'
 flush "$(pachctl commit -b text)"
 expect_eq "... and its next run" "upper@2 success" "$OUT"
 # KNOWN BUG: (the same) the next run keeps the old command's outputs next to the new ones.
