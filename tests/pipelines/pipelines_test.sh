@@ -106,10 +106,6 @@ earlier() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }  # earl
 section "1. a two-stage DAG: upper (glob /*) then count (glob /)"
 pachctl init >/dev/null  # $PFS_STORE (lib.sh)
 pachctl branch text
-put text a.txt 'hello pfs\n'
-put text b.txt 'pipelines run\n'
-put text sub/c.txt 'in a folder\n'
-C1=$(pachctl commit -b text)
 # upper writes each file's upper case, at the same path.
 spec upper "$(pfs_in text '/*')" \
   'cd /pfs/text && find . -type f | while read -r f; do mkdir -p "/pfs/out/${f%/*}"; tr a-z A-Z < "$f" > "/pfs/out/$f"; echo "upper did $f"; done' \
@@ -119,37 +115,43 @@ expect_status 0 pachctl create-pipeline -f "$LOCAL/upper.json"
 expect_contains "create-pipeline says when it runs" "pachctl flush-commit" "$ERR"
 expect_status 0 pachctl create-pipeline -f "$LOCAL/count.json"
 expect_eq "the output branches are made at once, empty" "none none" "$(head_of upper) $(head_of count)"
+put text a.txt 'hello pfs\n'
+put text b.txt 'pipelines run\n'
+put text sub/c.txt 'in a folder\n'
+C1=$(pachctl commit -b text)
 flush "$C1"
-# count@1 ran at create, on upper's (empty) head; count@2 on upper@1's output.
-expect_eq "flush-commit: both runs, upstream first" $'upper@1 success\ncount@2 success' "$OUT"
+# upper@1 and count@1 ran at create, on no commit; count@2 on upper@1's
+# (empty) output. upper@2 read the commit, count@3 upper@2's output.
+expect_eq "flush-commit: both runs, upstream first" $'upper@2 success\ncount@3 success' "$OUT"
 expect_eq "upper's output" "a.txt=HELLO PFS b.txt=PIPELINES RUN sub/c.txt=IN A FOLDER " "$(files upper)"
 expect_eq "count's output: the bytes of upper's files" "count=36 " "$(files count)"
-UP1=$(head_of upper)
-expect_eq "count@2 read upper@1's output" "upper@$UP1" \
-  "$(pachctl --json inspect-run count@2 | jq -r '.provenance[] | "\(.branch)@\(.commit)"')"
+UP=$(head_of upper)
+expect_eq "count@3 read upper@2's output" "upper@$UP" \
+  "$(pachctl --json inspect-run count@3 | jq -r '.provenance[] | "\(.branch)@\(.commit)"')"
 expect_eq "... once it was committed" true \
-  "$(jq -n --argjson u "$(pachctl --json inspect-commit "$UP1")" --argjson c "$(pachctl --json inspect-run count@2)" \
+  "$(jq -n --argjson u "$(pachctl --json inspect-commit "$UP")" --argjson c "$(pachctl --json inspect-run count@3)" \
      '$c.started >= $u.time')"
 INSPECT=$(pachctl inspect-commit count)
-expect_eq "inspect-commit count: its run" "Run:      count@2" "$(grep '^Run:' <<<"$INSPECT")"
-expect_eq "inspect-commit count: provenance, transitive" "From:     upper@$UP1|          text@$C1" \
+expect_eq "inspect-commit count: its run" "Run:      count@3" "$(grep '^Run:' <<<"$INSPECT")"
+expect_eq "inspect-commit count: provenance, transitive" "From:     upper@$UP|          text@$C1" \
   "$(sed -n '/^From:/,$p' <<<"$INSPECT" | paste -sd'|')"
-expect_eq "upper@1's provenance" "text@$C1" "$(pachctl --json inspect-run upper@1 | jq -r '.provenance[] | "\(.branch)@\(.commit)"')"
-expect_eq "upper@1's output commit" "$UP1" "$(pachctl --json inspect-run upper@1 | jq -r .output_commit)"
-expect_eq "list-run -p count: its two runs, newest first" "count@2 count@1" \
+expect_eq "upper@2's provenance" "text@$C1" "$(pachctl --json inspect-run upper@2 | jq -r '.provenance[] | "\(.branch)@\(.commit)"')"
+expect_eq "upper@2's output commit" "$UP" "$(pachctl --json inspect-run upper@2 | jq -r .output_commit)"
+expect_eq "list-run -p count: its runs, newest first" "count@3 count@2 count@1" \
   "$(pachctl --json list-run -p count | jq -r '[.[].id] | join(" ")')"
-expect_contains "list-run -p upper: a table" "upper@1  success  3/3 (3 processed)" "$(pachctl list-run -p upper)"
+expect_contains "list-run -p upper: a table" "upper@2  success  3/3 (3 processed)" "$(pachctl list-run -p upper)"
 # KNOWN BUG: list-run --pipelines -c COMMIT lists only the runs that read
-# COMMIT directly (upper@1), not those downstream (count@2), which
-# flush-commit does wait for (pfs/pipelines.h: "directly or via upstream").
-known "list-run --pipelines -c <text commit>: the runs that read it, downstream too" "count@2 upper@1" \
+# COMMIT directly (upper@2), not those downstream (count@3), which
+# flush-commit does wait for (pfs/pipelines.h, RunFilter::commit: "directly
+# or via upstream pipelines"; pipeline_engine.cc, list_runs()).
+known "list-run --pipelines -c <text commit>: the runs that read it, downstream too" "count@3 upper@2" \
   "$(pachctl --json list-run --pipelines -c "$C1" | jq -r '[.[].id] | sort | join(" ")')"
-expect_eq "list-run --pipelines -c <upper's output>: the run that made it, the run that read it" "count@2 upper@1" \
-  "$(pachctl --json list-run --pipelines -c "$UP1" | jq -r '[.[].id] | join(" ")')"
-expect_eq "get-logs --run upper@1: each datum's lines, prefixed" 3 \
-  "$(pachctl get-logs --run upper@1 | grep -c '^upper@1 [0-9a-f]\{12\} upper did ')"
+expect_eq "list-run --pipelines -c <upper's output>: the run that made it, the run that read it" "count@3 upper@2" \
+  "$(pachctl --json list-run --pipelines -c "$UP" | jq -r '[.[].id] | join(" ")')"
+expect_eq "get-logs --run upper@2: each datum's lines, prefixed" 3 \
+  "$(pachctl get-logs --run upper@2 | grep -c '^upper@2 [0-9a-f]\{12\} upper did ')"
 expect_status 0 pachctl flush-commit "$C1"
-expect_eq "a second flush-commit runs nothing new" $'upper@1 success\ncount@2 success' "$OUT"
+expect_eq "a second flush-commit runs nothing new" $'upper@2 success\ncount@3 success' "$OUT"
 
 section "2. cross and union"
 pachctl branch xa
@@ -489,6 +491,14 @@ expect_status 0 pachctl create-pipeline -f "$LOCAL/edges.json"
 expect_status 0 pachctl create-pipeline -f "$LOCAL/montage.json"
 flush "$IM"
 expect_eq "edges" "photo1.png=eno slexip photo2.png=owt slexip " "$(files edges)"
+# KNOWN BUG (a race): flush-commit can return before montage's run on
+# edges' new output is queued, and so before it ran. montage reads images
+# both directly and through edges; flush_commit (pipeline_engine.cc) takes
+# montage's newest run that read any commit of the flush (here montage@1,
+# made at create, on images and no edges commit: no datums) as its run,
+# though edges' run has since made an output montage has not read.
+known "flush-commit <images commit>: montage's run on edges' output" $'edges@1 success\nmontage@2 success' "$OUT"
+expect_status 0 pachctl flush-commit edges
 expect_eq "montage: both inputs, in order" \
   "/pfs/edges/photo1.png: eno slexip|/pfs/edges/photo2.png: owt slexip|/pfs/images/photo1.png: pixels one|/pfs/images/photo2.png: pixels two" \
   "$(pachctl get-file -c montage montage.txt | paste -sd'|')"
@@ -497,10 +507,8 @@ expect_eq "the description is kept" "A pipeline that performs image edge detecti
 put images photo3.png 'pixels three\n'
 IM2=$(pachctl commit -b images)
 flush "$IM2"
-# KNOWN BUG (a race): flush-commit can return before the montage run that
-# reads edges' new output is queued: montage reads images both directly
-# and through edges, and flush_commit takes montage's run on the images
-# commit and the old edges (already ended) for the last one.
+# KNOWN BUG (the same race): here montage's run on the images commit and
+# the old edges can be taken for the last one.
 known "flush-commit <images commit>: montage has the new image's edges too" \
   "/pfs/edges/photo3.png: eerht slexip" "$(pachctl get-file -c montage montage.txt | grep photo3 | head -1)"
 expect_status 0 pachctl flush-commit edges
@@ -635,24 +643,35 @@ expect_eq "the pipelines are gone" "" "$(pachctl --json list-pipeline | jq -r '.
 expect_eq "the output branch stays, with its commits" "$UPH a.txt=HELLO PFS b.txt=PIPELINES RUN sub/c.txt=IN A FOLDER " \
   "$(head_of upper) $(files upper)"
 expect_status 3 pachctl list-run -p upper
-# Created again, with a new command: its first run is upper@1 again.
+# Created again, with a new command.
 spec upper "$(pfs_in text '/*')" 'cd /pfs/text && find . -type f | while read -r f; do mkdir -p "/pfs/out/${f%/*}"; cp "$f" "/pfs/out/$f.v2"; done' \
   > "$LOCAL/upper2.json"
 expect_status 0 pachctl create-pipeline -f "$LOCAL/upper2.json"
 flush text
 expect_eq "the new upper ran" "upper@1 success" "$OUT"
+expect_eq "its output is its command's" "a.txt.v2=hello pfs b.txt.v2=pipelines run sub/c.txt.v2=in a folder " "$(files upper)"
+expect_eq "... from scratch" "success: 3 processed, 0 skipped, 0 recovered, 0 failed of 3" "$(summary upper@1)"
+# Once more: the branch's head is now upper@1's output, and the next
+# pipeline's first run is upper@1 too.
+spec upper "$(pfs_in text '/*')" 'cd /pfs/text && find . -type f | while read -r f; do mkdir -p "/pfs/out/${f%/*}"; cp "$f" "/pfs/out/$f.v3"; done' \
+  > "$LOCAL/upper3.json"
+expect_status 0 pachctl delete-pipeline upper
+expect_status 0 pachctl create-pipeline -f "$LOCAL/upper3.json"
+flush text
+expect_eq "the third upper ran" "upper@1 success" "$OUT"
 # KNOWN BUG: the new pipeline's run upper@1 adopts the output branch's
-# head, whose message starts with "upper@1:" (the deleted pipeline's first
-# run), as if it had committed it: nothing runs and the old spec's output
-# stays (pipeline_run.cc, execute(): the adoption checks only the run id).
-known "re-created pipeline: its output is its new command's" \
-  "a.txt.v2=hello pfs b.txt.v2=pipelines run sub/c.txt.v2=in a folder " "$(files upper)"
+# head, whose message starts with "upper@1:" (the deleted pipeline's run),
+# as if it had committed it: nothing runs, the old command's output stays
+# (pipeline_run.cc, execute(): the adoption checks only the message's run
+# id, not the spec version or provenance it also names).
+known "a re-created pipeline whose first run id is the head's: its output is its command's" \
+  "a.txt.v3=hello pfs b.txt.v3=pipelines run sub/c.txt.v3=in a folder " "$(files upper)"
 known "... its run processed the datums" "success: 3 processed, 0 skipped, 0 recovered, 0 failed of 3" "$(summary upper@1)"
 put text d.txt 'one more\n'
 flush "$(pachctl commit -b text)"
 expect_eq "... and its next run" "upper@2 success" "$OUT"
-# KNOWN BUG: (the same) the next run keeps the old command's outputs next to the new ones.
-known "... whose output is the new command's" "a.txt.v2=hello pfs b.txt.v2=pipelines run d.txt.v2=one more sub/c.txt.v2=in a folder " \
+# KNOWN BUG (the same): the next run keeps the old command's outputs next to the new ones.
+known "... whose output is the new command's" "a.txt.v3=hello pfs b.txt.v3=pipelines run d.txt.v3=one more sub/c.txt.v3=in a folder " \
   "$(files upper)"
 expect_status 0 pachctl fsck
 
@@ -660,6 +679,15 @@ expect_status 0 pachctl fsck
 # ---- With a server: the same commands through --address, and curl. The
 # server runs pipelines on each commit, by itself.
 section "server: HTTP routes, runs on each commit"
+# wait_run RUN: until the server has RUN and it ended
+wait_run() {
+  local i
+  for i in $(seq 300); do
+    [ "$(curl -sS -o /dev/null -w '%{http_code}' "$H/pipeline-runs/$1")" = 200 ] && break
+    sleep 0.1
+  done
+  expect_eq "$1 ends" success "$(curl -sS "$H/pipeline-runs/$1?wait=60000" | jq -r .state)"
+}
 SS=$T/served
 "$PACHCTL" --store "$SS" init >/dev/null
 serve "$SS" "$LOCAL/serve.log" -q
@@ -679,8 +707,13 @@ expect_status 0 pachctl create-pipeline -f "$LOCAL/count.json"
 expect_eq "GET /pipelines" "count:running upper:running" "$(curl -sS "$H/pipelines" | jq -r '[.[] | "\(.name):\(.state)"] | join(" ")')"
 code=$(curl -sS -o "$LOCAL/out" -w '%{http_code}' "$H/flush/text?wait=60000")
 expect_eq "GET /flush/text: 200" 200 "$code"
-expect_eq "... the runs on its head, upstream first" "upper@1:success count@2:success" \
+# KNOWN BUG (a race): a flush of a commit made before the pipelines were
+# created can return before the downstream run (count@2, on upper@1's
+# output) is queued: flush_commit (pipeline_engine.cc) waits for a
+# pipeline with no run yet only if it was created before the commit.
+known "GET /flush/text: the runs on its head, upstream first" "upper@1:success count@2:success" \
   "$(jq -r '[.[] | "\(.id):\(.state)"] | join(" ")' "$LOCAL/out")"
+wait_run count@2
 expect_eq "GET /pipeline-runs/upper@1" "success text@$ST1 2/2" \
   "$(curl -sS "$H/pipeline-runs/upper@1" | jq -r '"\(.state) \(.provenance[0].branch)@\(.provenance[0].commit) \(.datums.processed)/\(.datums.total)"')"
 expect_eq "GET /pipeline-runs/upper%401: the same" success "$(curl -sS "$H/pipeline-runs/upper%401" | jq -r .state)"
