@@ -78,6 +78,7 @@ summary() {
 }
 # datum_of RUN PATH: the id of the datum of RUN that holds PATH.
 datum_of() { pachctl --json list-datum "$1" | jq -r --arg p "$2" '[.[] | select(any(.files[]; .path == $p)) | .id] | join(" ")'; }
+last_run() { pachctl --json list-run -p "$1" | jq -r '.[0].id'; }  # last_run PIPELINE: its newest run
 states_of() { pachctl --json list-datum "$1" | jq -r '[.[] | "\(.files[0].path)=\(.state)"] | sort | join(" ")'; }
 # files COMMIT: "path=content" of each file of COMMIT (small text files).
 files() {
@@ -379,7 +380,6 @@ expect_status 3 pachctl restart-datum stamp ffffffff
 expect_status 3 pachctl restart-datum nosuch "${D2:0:8}"
 
 section "7. update-pipeline"
-last_run() { pachctl --json list-run -p "$1" | jq -r '.[0].id'; }
 jq '.parallelism_spec = {constant: 3}' "$LOCAL/incr.json" > "$LOCAL/incr-par.json"
 expect_status 0 pachctl update-pipeline -f "$LOCAL/incr-par.json"
 flush inc
@@ -407,35 +407,43 @@ expect_status 3 pachctl update-pipeline -f "$LOCAL/nosuch.json"
 
 section "10. a datum that always fails"
 pachctl branch fl
-for f in ok1 bad ok2; do put fl $f "$f\n"; done
-FL=$(pachctl commit -b fl)
 spec flaky "$(pfs_in fl '/*')" \
   'for f in /pfs/fl/*; do if [ "${f##*/}" = bad ]; then echo "cannot read $f"; echo "giving up" >&2; exit 3; fi; cp "$f" /pfs/out/; done' \
   '.datum_tries = 2' > "$LOCAL/flaky.json"
 spec below "$(pfs_in flaky /)" 'ls /pfs/flaky > /pfs/out/ls' > "$LOCAL/below.json"
 expect_status 0 pachctl create-pipeline -f "$LOCAL/flaky.json"
 expect_status 0 pachctl create-pipeline -f "$LOCAL/below.json"
+for f in ok1 bad ok2; do put fl $f "$f\n"; done
+FL=$(pachctl commit -b fl)
 expect_status 5 pachctl flush-commit "$FL"
-DBAD=$(datum_of flaky@1 bad)
+# flaky@1 and below@1 ran at create (no commit), below@2 on flaky@1's output.
+DBAD=$(datum_of flaky@2 bad)
 expect_eq "flush-commit: flaky fails, below is unrunnable" \
-  "flaky@1 failure|below@2 unrunnable: upstream run flaky@1 did not succeed" "$(sed 's/: datum.*//' <<<"$OUT" | paste -sd'|')"
-expect_eq "the run failed" failure "$(pachctl --json inspect-run flaky@1 | jq -r .state)"
-REASON=$(pachctl --json inspect-run flaky@1 | jq -r .reason)
+  "flaky@2 failure|below@3 unrunnable: upstream run flaky@2 did not succeed" "$(sed 's/: datum.*//' <<<"$OUT" | paste -sd'|')"
+expect_eq "the run failed" failure "$(pachctl --json inspect-run flaky@2 | jq -r .state)"
+REASON=$(pachctl --json inspect-run flaky@2 | jq -r .reason)
 expect_contains "the reason names the datum" "datum ${DBAD:0:12} (fl/bad) failed 2 time(s)" "$REASON"
 expect_contains "... its exit status" "status 3" "$REASON"
 expect_contains "... and its output" "cannot read /pfs/fl/bad" "$REASON"
-expect_eq "list-datum --datum: 2 tries" "Tries:    2" "$(pachctl list-datum flaky@1 --datum "${DBAD:0:8}" | grep '^Tries:')"
-expect_eq "... failed" "State:    failed" "$(pachctl list-datum flaky@1 --datum "${DBAD:0:8}" | grep '^State:')"
+expect_eq "list-datum --datum: 2 tries" "Tries:    2" "$(pachctl list-datum flaky@2 --datum "${DBAD:0:8}" | grep '^Tries:')"
+expect_eq "... failed" "State:    failed" "$(pachctl list-datum flaky@2 --datum "${DBAD:0:8}" | grep '^State:')"
 expect_eq "get-logs --run --datum: what it printed" $'cannot read /pfs/fl/bad\ngiving up' \
-  "$(pachctl get-logs --run flaky@1 --datum "${DBAD:0:8}")"
-expect_eq "downstream: unrunnable" unrunnable "$(pachctl --json inspect-run below@2 | jq -r .state)"
-expect_eq "no output was committed" "none" "$(head_of flaky)"
+  "$(pachctl get-logs --run flaky@2 --datum "${DBAD:0:8}")"
+expect_eq "downstream: unrunnable" unrunnable "$(pachctl --json inspect-run below@3 | jq -r .state)"
+expect_eq "no output was committed" "$(pachctl --json inspect-run flaky@1 | jq -r .output_commit)" "$(head_of flaky)"
 # Fixing the input: the next commit succeeds, downstream too.
 pachctl delete-file -b fl bad
 FL2=$(pachctl commit -b fl)
 flush "$FL2"
-expect_eq "fixed: both succeed" $'flaky@2 success\nbelow@3 success' "$OUT"
+expect_eq "fixed: both succeed" $'flaky@3 success\n'"$(last_run below) success" "$OUT"
 expect_eq "below's output" "ls=ok1 ok2 " "$(files below | tr '\n' ' ' | sed 's/  */ /g')"
+# KNOWN BUG: the flush's engine, at its start, catches up and queues a run
+# of below ("catch-up: inputs changed while no engine ran") on flaky's head,
+# which below@2 had already run: a second run, and output commit, of the
+# same input (it runs in that flush or, if it ends first, in the next).
+known "below ran once per commit of flaky" "" \
+  "$(pachctl --json list-run -p below | jq -r 'map(select(.state == "success" or .state == "queued")) |
+      group_by(.provenance[0].commit) | map(select(length > 1) | map(.id) | sort | join(" and ")) | join(", ")')"
 
 section "11. Pachyderm's example specs, with our image and program"
 pachctl branch images
