@@ -892,7 +892,7 @@ Result<std::vector<PipelineRun>> PipelineEngine::flush_commit(std::string_view c
           waiting.push_back(p + " (after its upstream)");
           continue;
         }
-        if (m.info.stopped || (upstream_absent && !direct && !upstream_failed)) {
+        if (upstream_absent && !direct && !upstream_failed) {
           absent.insert(p);  // it will not run on this commit
           continue;
         }
@@ -922,8 +922,8 @@ Result<std::vector<PipelineRun>> PipelineEngine::flush_commit(std::string_view c
           } else {
             failed.insert(p);
           }
-        } else if (direct && !upstream_failed && m.info.created_ns > c.time_ns) {
-          absent.insert(p);  // created after the commit, and never ran on it
+        } else if ((fresh ? fresh->info.stopped : m.info.stopped) || (direct && !upstream_failed && m.info.created_ns > c.time_ns)) {
+          absent.insert(p);  // stopped, or created after the commit and never ran on it
         } else {
           pending.insert(p);
           waiting.push_back(p + " (not queued yet)");
