@@ -141,11 +141,7 @@ expect_eq "upper@2's output commit" "$UP" "$(pachctl --json inspect-run upper@2 
 expect_eq "list-run -p count: its runs, newest first" "count@3 count@2 count@1" \
   "$(pachctl --json list-run -p count | jq -r '[.[].id] | join(" ")')"
 expect_contains "list-run -p upper: a table" "upper@2  success  3/3 (3 processed)" "$(pachctl list-run -p upper)"
-# KNOWN BUG: list-run --pipelines -c COMMIT lists only the runs that read
-# COMMIT directly (upper@2), not those downstream (count@3), which
-# flush-commit does wait for (pfs/pipelines.h, RunFilter::commit: "directly
-# or via upstream pipelines"; pipeline_engine.cc, list_runs()).
-known "list-run --pipelines -c <text commit>: the runs that read it, downstream too" "count@3 upper@2" \
+expect_eq "list-run --pipelines -c <text commit>: the runs that read it, downstream too" "count@3 upper@2" \
   "$(pachctl --json list-run --pipelines -c "$C1" | jq -r '[.[].id] | sort | join(" ")')"
 expect_eq "list-run --pipelines -c <upper's output>: the run that made it, the run that read it" "count@3 upper@2" \
   "$(pachctl --json list-run --pipelines -c "$UP" | jq -r '[.[].id] | join(" ")')"
@@ -437,11 +433,7 @@ FL2=$(pachctl commit -b fl)
 flush "$FL2"
 expect_eq "fixed: both succeed" $'flaky@3 success\n'"$(last_run below) success" "$OUT"
 expect_eq "below's output" "ls=ok1 ok2 " "$(files below | tr '\n' ' ' | sed 's/  */ /g')"
-# KNOWN BUG: the flush's engine, at its start, catches up and queues a run
-# of below ("catch-up: inputs changed while no engine ran") on flaky's head,
-# which below@2 had already run: a second run, and output commit, of the
-# same input (it runs in that flush or, if it ends first, in the next).
-known "below ran once per commit of flaky" "" \
+expect_eq "below ran once per commit of flaky" "" \
   "$(pachctl --json list-run -p below | jq -r 'map(select(.state == "success" or .state == "queued")) |
       group_by(.provenance[0].commit) | map(select(length > 1) | map(.id) | sort | join(" and ")) | join(", ")')"
 
@@ -499,13 +491,7 @@ expect_status 0 pachctl create-pipeline -f "$LOCAL/edges.json"
 expect_status 0 pachctl create-pipeline -f "$LOCAL/montage.json"
 flush "$IM"
 expect_eq "edges" "photo1.png=eno slexip photo2.png=owt slexip " "$(files edges)"
-# KNOWN BUG (a race): flush-commit can return before montage's run on
-# edges' new output is queued, and so before it ran. montage reads images
-# both directly and through edges; flush_commit (pipeline_engine.cc) takes
-# montage's newest run that read any commit of the flush (here montage@1,
-# made at create, on images and no edges commit: no datums) as its run,
-# though edges' run has since made an output montage has not read.
-known "flush-commit <images commit>: montage's run on edges' output" $'edges@1 success\nmontage@2 success' "$OUT"
+expect_eq "flush-commit <images commit>: montage's run on edges' output" $'edges@1 success\nmontage@2 success' "$OUT"
 expect_status 0 pachctl flush-commit edges
 expect_eq "montage: both inputs, in order" \
   "/pfs/edges/photo1.png: eno slexip|/pfs/edges/photo2.png: owt slexip|/pfs/images/photo1.png: pixels one|/pfs/images/photo2.png: pixels two" \
@@ -515,9 +501,7 @@ expect_eq "the description is kept" "A pipeline that performs image edge detecti
 put images photo3.png 'pixels three\n'
 IM2=$(pachctl commit -b images)
 flush "$IM2"
-# KNOWN BUG (the same race): here montage's run on the images commit and
-# the old edges can be taken for the last one.
-known "flush-commit <images commit>: montage has the new image's edges too" \
+expect_eq "flush-commit <images commit>: montage has the new image's edges too" \
   "/pfs/edges/photo3.png: eerht slexip" "$(pachctl get-file -c montage montage.txt | grep photo3 | head -1)"
 expect_status 0 pachctl flush-commit edges
 expect_eq "once its run on edges' output ran: montage has the new image's edges too" 6 \
@@ -667,19 +651,13 @@ expect_status 0 pachctl delete-pipeline upper
 expect_status 0 pachctl create-pipeline -f "$LOCAL/upper3.json"
 flush text
 expect_eq "the third upper ran" "upper@1 success" "$OUT"
-# KNOWN BUG: the new pipeline's run upper@1 adopts the output branch's
-# head, whose message starts with "upper@1:" (the deleted pipeline's run),
-# as if it had committed it: nothing runs, the old command's output stays
-# (pipeline_run.cc, execute(): the adoption checks only the message's run
-# id, not the spec version or provenance it also names).
-known "a re-created pipeline whose first run id is the head's: its output is its command's" \
+expect_eq "a re-created pipeline whose first run id is the head's: its output is its command's" \
   "a.txt.v3=hello pfs b.txt.v3=pipelines run sub/c.txt.v3=in a folder " "$(files upper)"
-known "... its run processed the datums" "success: 3 processed, 0 skipped, 0 recovered, 0 failed of 3" "$(summary upper@1)"
+expect_eq "... its run processed the datums" "success: 3 processed, 0 skipped, 0 recovered, 0 failed of 3" "$(summary upper@1)"
 put text d.txt 'one more\n'
 flush "$(pachctl commit -b text)"
 expect_eq "... and its next run" "upper@2 success" "$OUT"
-# KNOWN BUG (the same): the next run keeps the old command's outputs next to the new ones.
-known "... whose output is the new command's" "a.txt.v3=hello pfs b.txt.v3=pipelines run d.txt.v3=one more sub/c.txt.v3=in a folder " \
+expect_eq "... whose output is the new command's" "a.txt.v3=hello pfs b.txt.v3=pipelines run d.txt.v3=one more sub/c.txt.v3=in a folder " \
   "$(files upper)"
 expect_status 0 pachctl fsck
 
@@ -715,11 +693,7 @@ expect_status 0 pachctl create-pipeline -f "$LOCAL/count.json"
 expect_eq "GET /pipelines" "count:running upper:running" "$(curl -sS "$H/pipelines" | jq -r '[.[] | "\(.name):\(.state)"] | join(" ")')"
 code=$(curl -sS -o "$LOCAL/out" -w '%{http_code}' "$H/flush/text?wait=60000")
 expect_eq "GET /flush/text: 200" 200 "$code"
-# KNOWN BUG (a race): a flush of a commit made before the pipelines were
-# created can return before the downstream run (count@2, on upper@1's
-# output) is queued: flush_commit (pipeline_engine.cc) waits for a
-# pipeline with no run yet only if it was created before the commit.
-known "GET /flush/text: the runs on its head, upstream first" "upper@1:success count@2:success" \
+expect_eq "GET /flush/text: the runs on its head, upstream first" "upper@1:success count@2:success" \
   "$(jq -r '[.[] | "\(.id):\(.state)"] | join(" ")' "$LOCAL/out")"
 wait_run count@2
 expect_eq "GET /pipeline-runs/upper@1" "success text@$ST1 2/2" \
