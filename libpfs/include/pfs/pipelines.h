@@ -218,10 +218,11 @@ class PFS_EXPORT Pipelines {
   virtual Result<PipelineRun> wait_run(std::string_view run, std::chrono::milliseconds wait) = 0;
   // The datums of a run (sorted by id).
   virtual Result<std::vector<DatumInfo>> list_datums(std::string_view run) = 0;
-  // Forgets the reusable output of a datum of a pipeline (its id, as
-  // list_datums shows) and queues a run on the pipeline's newest inputs
-  // that processes it again (every other datum as usual). Returns that run.
-  // Errors: kNotFound (pipeline, or no such datum in its newest run).
+  // Forgets the reusable output of a datum of a pipeline (its id or a
+  // unique prefix, as list_datums shows) and queues a run on the
+  // pipeline's newest inputs that processes it again (every other datum as
+  // usual). Returns that run. Errors: kNotFound (pipeline, or no such datum
+  // in any of its runs), kInvalidArgument (an ambiguous prefix).
   virtual Result<PipelineRun> restart_datum(std::string_view pipeline, std::string_view datum) = 0;
   // Container output (stdout and stderr) of a pipeline's runs, of one run,
   // or of one datum; each line prefixed with the run and datum when several

@@ -922,7 +922,8 @@ Result<std::vector<PipelineRun>> PipelineEngine::flush_commit(std::string_view c
           } else {
             failed.insert(p);
           }
-        } else if ((fresh ? fresh->info.stopped : m.info.stopped) || (direct && !upstream_failed && m.info.created_ns > c.time_ns)) {
+        } else if ((fresh ? fresh->info.stopped : m.info.stopped) ||
+                   (direct && !upstream_failed && m.info.created_ns > c.time_ns)) {
           absent.insert(p);  // stopped, or created after the commit and never ran on it
         } else {
           pending.insert(p);
