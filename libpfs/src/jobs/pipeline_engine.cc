@@ -262,6 +262,18 @@ PipelineRun PipelineEngine::queue_run(PipelineMeta& m, const std::string& trigge
     std::lock_guard rl(records_mu_);
     auto fresh = load_meta(name);
     if (!fresh) failf(ErrorCode::kNotFound, "pipeline {} was deleted", name);
+    // A commit event for a commit a run already read (a catch-up, or a
+    // trigger that lagged behind, got there first): one run per commit.
+    if (!force && !fixed.empty())
+      for (std::uint64_t n = fresh->next_run, seen = 0; n-- > 1 && seen < 64; seen++) {
+        auto old = read_run(name, n);
+        if (!old || old->state == PipelineRunState::kUnrunnable || old->spec_version != r.spec_version) continue;
+        bool covers = true;
+        for (const auto& [b, c] : fixed)
+          covers &= std::find(old->provenance.begin(), old->provenance.end(), ProvenanceEntry{b, c}) !=
+                    old->provenance.end();
+        if (covers) return *old;
+      }
     r.number = fresh->next_run++;
     r.id = run_id(name, r.number);
     fresh->info.last_run = r.id;

@@ -43,6 +43,7 @@
 #include "container.h"
 #include "datums.h"
 #include "images.h"
+#include "pipeline_worker.h"
 #include "spec.h"
 
 namespace pfs::detail::jobs {
@@ -135,6 +136,9 @@ class PipelineEngine final : public Pipelines {
 
   // ---- one run (pipeline_run.cc) ----
   PipelineRun execute(PipelineRun run);
+  WorkerSetup worker_setup(const PipelineSpec& spec, const Image& image, const std::filesystem::path& binary,
+                           const std::filesystem::path& dir);
+  void materialize(const Datum& d, DatumWorker& w, const std::map<std::string, std::string>& commit_of);
 
   Client& store_;
   const JobsOptions& opts_;

@@ -156,6 +156,45 @@ std::string tail_of(const std::string& log, std::size_t n) {
 
 }  // namespace
 
+WorkerSetup PipelineEngine::worker_setup(const PipelineSpec& spec, const Image& image, const fs::path& binary,
+                                         const fs::path& dir) {
+  WorkerSetup setup;
+  setup.image = image;
+  setup.cmd = spec.cmd;
+  for (const auto& [key, value] : spec.env) setup.env.push_back(key + "=" + value);
+  setup.env.push_back("PACH_PIPELINE_NAME=" + spec.name);
+  setup.stdin_lines = spec.stdin_lines;
+  std::function<void(const PipelineInput&)> names = [&](const PipelineInput& in) {
+    if (in.kind == PipelineInput::Kind::kPfs)
+      setup.inputs.insert(in.name.empty() ? in.repo : in.name);
+    else
+      for (const auto& c : in.inputs) names(c);
+  };
+  names(spec.input);
+  setup.memory = spec.memory ? spec.memory : opts_.default_memory;
+  setup.cpus = spec.cpu;
+  setup.pids = opts_.pids_limit;
+  setup.max_log_bytes = opts_.max_log_bytes;
+  setup.dir = dir;
+  setup.worker_binary = binary;
+  setup.start_timeout = std::chrono::seconds(opts_.start_timeout);
+  return setup;
+}
+
+// The datum's files, from the input commits, where the container sees
+// them (a reflink on btrfs: the store and the work folder share it).
+void PipelineEngine::materialize(const Datum& d, DatumWorker& w, const std::map<std::string, std::string>& commit_of) {
+  for (const auto& part : d.parts)
+    for (const auto& f : part.files) {
+      fs::path dest = w.in_dir(part.input) / f.path;
+      fs::create_directories(dest.parent_path());
+      UniqueFd fd(::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+      if (!fd) fail_errno(errno, "create " + dest.string());
+      auto sink = Sink::to_fd(fd.get());
+      unwrap(store_.get_file(Ref::commit(commit_of.at(part.repo)), f.path, *sink));
+    }
+}
+
 PipelineRun PipelineEngine::execute(PipelineRun run) {
   must_run();
   PipelineMeta m = need(run.pipeline);
@@ -320,32 +359,9 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
   std::string failure;  // the first failed datum's story (under mu_)
   std::size_t n_workers = std::min<std::size_t>(std::max<std::uint32_t>(spec.parallelism, 1), pending.size());
   std::atomic<std::size_t> workers_done{0};
-  std::set<std::string> inputs;
-  for (const auto& d : datums)
-    for (const auto& part : d.parts) inputs.insert(part.input);
-  std::function<void(const PipelineInput&)> names = [&](const PipelineInput& in) {
-    if (in.kind == PipelineInput::Kind::kPfs)
-      inputs.insert(in.name.empty() ? in.repo : in.name);
-    else
-      for (const auto& c : in.inputs) names(c);
-  };
-  names(spec.input);
   fs::path worker_binary = find_worker_binary({});
   auto work_one = [&](std::size_t k) {
-    WorkerSetup setup;
-    setup.image = image;
-    setup.cmd = spec.cmd;
-    for (const auto& [key, value] : spec.env) setup.env.push_back(key + "=" + value);
-    setup.env.push_back("PACH_PIPELINE_NAME=" + spec.name);
-    setup.stdin_lines = spec.stdin_lines;
-    setup.inputs = inputs;
-    setup.memory = spec.memory ? spec.memory : opts_.default_memory;
-    setup.cpus = spec.cpu;
-    setup.pids = opts_.pids_limit;
-    setup.max_log_bytes = opts_.max_log_bytes;
-    setup.dir = pdir / fmt::format("w{}", k);
-    setup.worker_binary = worker_binary;
-    setup.start_timeout = std::chrono::seconds(opts_.start_timeout);
+    WorkerSetup setup = worker_setup(spec, image, worker_binary, pdir / fmt::format("w{}", k));
     std::unique_ptr<DatumWorker> w;
     auto forget = [&] {
       std::lock_guard lk(mu_);
@@ -372,15 +388,7 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
             live_pids_[run.id].push_back(w->pid());
           }
           w->clear();
-          for (const auto& part : d.parts)
-            for (const auto& f : part.files) {
-              fs::path dest = w->in_dir(part.input) / f.path;
-              fs::create_directories(dest.parent_path());
-              UniqueFd fd(::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-              if (!fd) fail_errno(errno, "create " + dest.string());
-              auto sink = Sink::to_fd(fd.get());
-              unwrap(store_.get_file(Ref::commit(commit_of[part.repo]), f.path, *sink));
-            }
+          materialize(d, *w, commit_of);
           o = w->run(r.info.id, run.id, std::chrono::duration_cast<std::chrono::milliseconds>(datum_timeout));
           log = read_file(w->log_file());
           if (o.log_dropped)
@@ -654,43 +662,15 @@ Result<DatumTrial> PipelineEngine::run_datum(std::string_view json_text, const D
         failf(ErrorCode::kNotFound, "no datum of the spec is {} (give a datum id, or a path of one of its files)",
               opts.datum);
     }
-    std::set<std::string> inputs;
-    std::function<void(const PipelineInput&)> names = [&](const PipelineInput& in) {
-      if (in.kind == PipelineInput::Kind::kPfs)
-        inputs.insert(in.name.empty() ? in.repo : in.name);
-      else
-        for (const auto& c : in.inputs) names(c);
-    };
-    names(spec.input);
-    WorkerSetup setup;
-    setup.image = images_.get(spec.image);
-    setup.cmd = spec.cmd;
-    for (const auto& [key, value] : spec.env) setup.env.push_back(key + "=" + value);
-    setup.env.push_back("PACH_PIPELINE_NAME=" + spec.name);
-    setup.stdin_lines = spec.stdin_lines;
-    setup.inputs = inputs;
-    setup.memory = spec.memory ? spec.memory : opts_.default_memory;
-    setup.cpus = spec.cpu;
-    setup.pids = opts_.pids_limit;
-    setup.max_log_bytes = opts_.max_log_bytes;
-    setup.dir = work_ / "trials" / random_hex(8);
-    setup.worker_binary = find_worker_binary({});
-    setup.start_timeout = std::chrono::seconds(opts_.start_timeout);
+    WorkerSetup setup = worker_setup(spec, images_.get(spec.image), find_worker_binary({}),
+                                     work_ / "trials" / random_hex(8));
     DatumTrial trial;
     trial.datum.id = pick->id;
     for (const auto& part : pick->parts)
       for (const auto& f : part.files) trial.datum.files.push_back({part.input, f.path});
     {
       DatumWorker w(runtime_, setup);
-      for (const auto& part : pick->parts)
-        for (const auto& f : part.files) {
-          fs::path dest = w.in_dir(part.input) / f.path;
-          fs::create_directories(dest.parent_path());
-          UniqueFd fd(::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-          if (!fd) fail_errno(errno, "create " + dest.string());
-          auto sink = Sink::to_fd(fd.get());
-          unwrap(store_.get_file(Ref::commit(commit_of[part.repo]), f.path, *sink));
-        }
+      materialize(*pick, w, commit_of);
       DatumOutcome o = w.run(pick->id, "trial", std::chrono::duration_cast<std::chrono::milliseconds>(spec.datum_timeout));
       trial.logs = read_file(w.log_file());
       trial.datum.tries = 1;
