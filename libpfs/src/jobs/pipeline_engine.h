@@ -73,6 +73,15 @@ struct DatumRecord {
   std::vector<File> hashed;
 };
 
+// Shared by the engine's files:
+inline bool ended(PipelineRunState s) { return s != PipelineRunState::kQueued && s != PipelineRunState::kRunning; }
+inline std::string run_id(const std::string& pipeline, std::uint64_t n) {
+  return pipeline + "@" + std::to_string(n);
+}
+// The pipelines downstream of branch `b` (reading it, directly or not),
+// given each pipeline's input branches.
+std::set<std::string> downstream(const std::map<std::string, std::vector<std::string>>& inputs, const std::string& b);
+
 class PipelineEngine final : public Pipelines {
  public:
   PipelineEngine(Client& store, const JobsOptions& opts, std::filesystem::path work, ImageStore& images,
