@@ -292,6 +292,12 @@ class HttpServer final : public Server {
 
 Result<std::unique_ptr<Server>> Server::create(std::unique_ptr<Client> store, ServerOptions options,
                                               std::unique_ptr<Jobs> jobs) {
+  // On a refusal the engine stops first: its threads use the store (the
+  // order in which the arguments would otherwise go is the compiler's).
+  struct StopFirst {
+    std::unique_ptr<Jobs>& jobs;
+    ~StopFirst() { jobs.reset(); }
+  } stop_first{jobs};
   if (options.token.empty() && !options.insecure && !detail::http::is_loopback_host(options.host))
     return Error{ErrorCode::kInvalidArgument,
                  fmt::format("refusing to serve {} without a token: anyone who can reach it could read and "
