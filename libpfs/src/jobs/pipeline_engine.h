@@ -78,6 +78,8 @@ inline bool ended(PipelineRunState s) { return s != PipelineRunState::kQueued &&
 inline std::string run_id(const std::string& pipeline, std::uint64_t n) {
   return pipeline + "@" + std::to_string(n);
 }
+// A whole file ("" when it cannot be read): logs, the cache's meta files.
+std::string read_file(const std::filesystem::path& p);
 // The pipelines downstream of branch `b` (reading it, directly or not),
 // given each pipeline's input branches.
 std::set<std::string> downstream(const std::map<std::string, std::vector<std::string>>& inputs, const std::string& b);

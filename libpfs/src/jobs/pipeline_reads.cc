@@ -22,15 +22,6 @@ namespace pfs::detail::jobs {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-std::string read_file_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-}  // namespace
-
 // ---- runs, datums, logs --------------------------------------------------------
 
 std::optional<PipelineRun> PipelineEngine::current_run(const std::string& pipeline, std::uint64_t n) {
@@ -156,9 +147,7 @@ Result<PipelineRun> PipelineEngine::restart_datum(std::string_view pipeline, std
     // Its cached output (from a run that did not end) is forgotten too.
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(work_ / "pipelines" / name / "cache", ec)) {
-      std::ifstream meta(e.path() / "meta.json");
-      std::string text((std::istreambuf_iterator<char>(meta)), std::istreambuf_iterator<char>());
-      if (text.find(found) != std::string::npos) fs::remove_all(e.path(), ec);
+      if (read_file(e.path() / "meta.json").find(found) != std::string::npos) fs::remove_all(e.path(), ec);
     }
     // A run on the same inputs as the newest: force a new one.
     PipelineRun r = queue_run(m, "restart-datum " + found, {}, true);
@@ -229,9 +218,7 @@ Result<void> PipelineEngine::get_logs(const LogFilter& filter, Sink& out) {
       for (const auto& f : files) {
         std::string d = f.stem().string();
         if (!filter.datum.empty() && d.rfind(filter.datum, 0) != 0) continue;
-        std::ifstream in(f, std::ios::binary);
-        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        emit(r, d, text);
+        emit(r, d, read_file(f));
       }
     };
     // The datums running now: each worker's folder says which datum its
@@ -243,9 +230,9 @@ Result<void> PipelineEngine::get_logs(const LogFilter& filter, Sink& out) {
         std::string wname = e.path().filename().string();
         if (wname.size() < 2 || wname[0] != 'w') continue;
         fs::path ctl = e.path() / "ctl";
-        std::string before = read_file_text(ctl / "datum");
-        std::string text = read_file_text(ctl / "log");
-        if (before.empty() || before != read_file_text(ctl / "datum")) continue;
+        std::string before = read_file(ctl / "datum");
+        std::string text = read_file(ctl / "log");
+        if (before.empty() || before != read_file(ctl / "datum")) continue;
         std::istringstream in(before);
         std::string run, datum;
         in >> run >> datum;

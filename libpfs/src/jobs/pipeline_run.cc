@@ -97,10 +97,6 @@ void write_small(const fs::path& file, std::string_view data) {
   write_all(fd.get(), data.data(), data.size(), file.string());
 }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 // Files for put_files, from (path on the branch, local file) pairs.
 class LocalFiles final : public FileBatch {
@@ -155,6 +151,11 @@ std::string tail_of(const std::string& log, std::size_t n) {
 }
 
 }  // namespace
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
 
 WorkerSetup PipelineEngine::worker_setup(const PipelineSpec& spec, const Image& image, const fs::path& binary,
                                          const fs::path& dir) {
