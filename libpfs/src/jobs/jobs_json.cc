@@ -2,6 +2,8 @@
 // `pachctl --json` prints, the HTTP API exchanges and branch _jobs keeps.
 #include <pfs/json.h>
 
+#include "json_forms.h"
+
 namespace pfs {
 
 using json = nlohmann::json;
@@ -24,15 +26,13 @@ void from_json(const json& j, JobSpec& v) {
 }
 
 namespace {
-json time_or_null(std::int64_t ns) { return ns ? json(format_time_utc(ns)) : json(nullptr); }
+using detail::jobs::time_or_null;
 
-// A state this version does not know (a newer pfs wrote it) reads as a
-// failure: nothing reads its output as if it had succeeded.
 RunState state_of(const std::string& s) {
-  for (RunState r : {RunState::kQueued, RunState::kRunning, RunState::kSuccess, RunState::kFailure,
-                     RunState::kSkipped})
-    if (run_state_name(r) == s) return r;
-  return RunState::kFailure;
+  return detail::jobs::state_named(s,
+                                   {RunState::kQueued, RunState::kRunning, RunState::kSuccess, RunState::kFailure,
+                                    RunState::kSkipped},
+                                   run_state_name, RunState::kFailure);
 }
 }  // namespace
 

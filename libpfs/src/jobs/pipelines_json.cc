@@ -4,26 +4,29 @@
 // ignored); a state this version does not know reads as a failure.
 #include <pfs/json.h>
 
+#include "json_forms.h"
+
 namespace pfs {
 
 using json = nlohmann::json;
 
 namespace {
 
-json time_or_null(std::int64_t ns) { return ns ? json(format_time_utc(ns)) : json(nullptr); }
+using detail::jobs::state_named;
+using detail::jobs::time_or_null;
 
 PipelineRunState run_state_of(const std::string& s) {
-  for (auto r : {PipelineRunState::kQueued, PipelineRunState::kRunning, PipelineRunState::kSuccess,
-                 PipelineRunState::kFailure, PipelineRunState::kKilled, PipelineRunState::kUnrunnable})
-    if (pipeline_run_state_name(r) == s) return r;
-  return PipelineRunState::kFailure;
+  return state_named(s,
+                     {PipelineRunState::kQueued, PipelineRunState::kRunning, PipelineRunState::kSuccess,
+                      PipelineRunState::kFailure, PipelineRunState::kKilled, PipelineRunState::kUnrunnable},
+                     pipeline_run_state_name, PipelineRunState::kFailure);
 }
 
 DatumState datum_state_of(const std::string& s) {
-  for (auto d : {DatumState::kPending, DatumState::kRunning, DatumState::kProcessed, DatumState::kSkipped,
-                 DatumState::kRecovered, DatumState::kFailed})
-    if (datum_state_name(d) == s) return d;
-  return DatumState::kFailed;
+  return state_named(s,
+                     {DatumState::kPending, DatumState::kRunning, DatumState::kProcessed, DatumState::kSkipped,
+                      DatumState::kRecovered, DatumState::kFailed},
+                     datum_state_name, DatumState::kFailed);
 }
 
 }  // namespace
