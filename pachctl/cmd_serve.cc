@@ -231,7 +231,7 @@ void setup_serve_command(CLI::App& app, Context& ctx) {
       ->check(CLI::IsMember({"podman", "docker", "none"}));
   s->add_option("--runtime", o->runtime, "The OCI runtime that runs jobs' containers (default runc)")
       ->type_name("PROGRAM");
-  s->add_option("--max-runs", o->max_runs, "Runs of jobs at the same time (default 2)")->check(CLI::Range(1, 256));
+  s->add_option("--max-runs", o->max_runs, "Runs of jobs and pipelines at the same time (default 2)")->check(CLI::Range(1, 256));
   s->add_option("--jobs-dir", o->jobs_dir,
                 "Scratch space of jobs: unpacked images, bundles, outputs in progress (default: "
                 "STORE/jobs)")

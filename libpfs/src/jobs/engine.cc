@@ -49,7 +49,10 @@ LocalJobs::~LocalJobs() {
     for (pid_t p : live_) ::kill(p, SIGKILL);
   }
   cv_.notify_all();
-  for (auto& t : workers_) t.join();
+  // Pipeline runs end as killed (resumed by the next engine), job runs as
+  // interrupted; the threads that ran them end with them.
+  if (pipelines_) pipelines_->stop();
+  scheduler_.stop();
   // What was still queued is recorded as interrupted, so that nothing
   // shows as queued forever; `rerun` runs it.
   std::vector<Slot> left;
@@ -107,7 +110,7 @@ void LocalJobs::start() {
                       fmt::format("another process runs the jobs of the store {} (a pachctl serve?); send "
                                   "the commit to it instead (pachctl --address URL ...)",
                                   si.path)};
-    pipelines_ = std::make_unique<PipelineEngine>(store_, opts_, work_, *images_, *runtime_, disabled_);
+    pipelines_ = std::make_unique<PipelineEngine>(store_, opts_, work_, *images_, *runtime_, scheduler_, disabled_);
     return;
   }
   try {
@@ -116,9 +119,10 @@ void LocalJobs::start() {
     disabled_ = f.error;
   }
   recover();  // (branch _jobs is made by the first run, not by a read)
-  pipelines_ = std::make_unique<PipelineEngine>(store_, opts_, work_, *images_, *runtime_, disabled_);
+  pipelines_ = std::make_unique<PipelineEngine>(store_, opts_, work_, *images_, *runtime_, scheduler_, disabled_);
   if (disabled_) return;
-  for (std::size_t i = 0; i < opts_.max_runs; i++) workers_.emplace_back([this] { worker(); });
+  scheduler_.add(source());
+  scheduler_.start(opts_.max_runs);
   pipelines_->start();
 }
 
@@ -256,6 +260,7 @@ std::vector<RunInfo> LocalJobs::queue_runs(const CommitInfo& commit, const std::
     }
   }
   cv_.notify_all();
+  scheduler_.wake();
   for (auto& r : failed) finish(r);
   std::vector<RunInfo> out = queued;
   out.insert(out.end(), failed.begin(), failed.end());
@@ -263,62 +268,71 @@ std::vector<RunInfo> LocalJobs::queue_runs(const CommitInfo& commit, const std::
   return out;
 }
 
-void LocalJobs::worker() {
-  for (;;) {
-    RunInfo run;
-    std::string skip;
-    {
-      std::unique_lock lk(mu_);
-      std::optional<Key> picked;
-      cv_.wait(lk, [&] {
-        if (stopping_) return true;
-        for (auto it = order_.begin(); it != order_.end(); ++it) {
-          Slot& s = slots_.at(*it);
-          bool ready = true;
-          skip.clear();
-          for (const auto& d : s.deps) {
-            Key dk{it->first, d};
-            if (slots_.count(dk)) {
-              ready = false;  // still queued or running
-              break;
-            }
-            auto done = progress_.find(dk);  // its final state, kept below
-            if (done == progress_.end() || done->second.state != RunState::kSuccess)
-              skip = fmt::format("job {}, whose output it reads, did not succeed ({})", d,
-                                 done == progress_.end() ? "unknown" : std::string(run_state_name(done->second.state)));
-          }
-          if (!ready) continue;
-          picked = *it;
-          order_.erase(it);
-          return true;
-        }
-        return false;
-      });
-      if (stopping_) return;
-      Slot& s = slots_.at(*picked);
-      s.running = true;
-      run = s.info;
+// The oldest queued run whose jobs of the same commit it reads have all
+// ended (under mu_); `skip` says why it cannot run when one did not succeed.
+std::deque<LocalJobs::Key>::iterator LocalJobs::next_ready(std::string& skip) {
+  for (auto it = order_.begin(); it != order_.end(); ++it) {
+    const Slot& s = slots_.at(*it);
+    bool ready = true;
+    skip.clear();
+    for (const auto& d : s.deps) {
+      Key dk{it->first, d};
+      if (slots_.count(dk)) {
+        ready = false;  // still queued or running
+        break;
+      }
+      auto done = progress_.find(dk);  // its final state, kept below
+      if (done == progress_.end() || done->second.state != RunState::kSuccess)
+        skip = fmt::format("job {}, whose output it reads, did not succeed ({})", d,
+                           done == progress_.end() ? "unknown" : std::string(run_state_name(done->second.state)));
     }
-    if (!skip.empty()) {
-      run.state = RunState::kSkipped;
-      run.reason = skip;
-      run.finished_ns = now_ns();
-    } else {
-      run = execute(std::move(run));
-    }
-    try {
-      finish(run);
-    } catch (Fail& f) {
-      notice(fmt::format("could not record the end of job {} on commit {}: {}", run.job, run.commit, f.error.message));
-    }
-    {
-      std::lock_guard lk(mu_);
-      Key k{run.commit, run.job};
-      slots_.erase(k);
-      progress_[k] = run;  // what dependents and waiters look at
-    }
-    cv_.notify_all();
+    if (ready) return it;
   }
+  return order_.end();
+}
+
+RunScheduler::Source LocalJobs::source() {
+  RunScheduler::Source src;
+  src.peek = [this]() -> std::optional<std::int64_t> {
+    std::lock_guard lk(mu_);
+    std::string skip;
+    auto it = stopping_ ? order_.end() : next_ready(skip);
+    if (it == order_.end()) return std::nullopt;
+    return slots_.at(*it).info.queued_ns;
+  };
+  src.take = [this]() -> std::function<void()> {
+    std::lock_guard lk(mu_);
+    std::string skip;
+    auto it = stopping_ ? order_.end() : next_ready(skip);
+    if (it == order_.end()) return {};
+    Slot& s = slots_.at(*it);
+    order_.erase(it);
+    s.running = true;
+    return [this, run = s.info, skip] { run_slot(run, skip); };
+  };
+  return src;
+}
+
+void LocalJobs::run_slot(RunInfo run, const std::string& skip) {
+  if (!skip.empty()) {
+    run.state = RunState::kSkipped;
+    run.reason = skip;
+    run.finished_ns = now_ns();
+  } else {
+    run = execute(std::move(run));
+  }
+  try {
+    finish(run);
+  } catch (Fail& f) {
+    notice(fmt::format("could not record the end of job {} on commit {}: {}", run.job, run.commit, f.error.message));
+  }
+  {
+    std::lock_guard lk(mu_);
+    Key k{run.commit, run.job};
+    slots_.erase(k);
+    progress_[k] = run;  // what dependents and waiters look at
+  }
+  cv_.notify_all();
 }
 
 std::string LocalJobs::full_commit(std::string_view commit) {

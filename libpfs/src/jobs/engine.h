@@ -1,5 +1,6 @@
 // engine.h: LocalJobs, the job engine over a Client: job definitions
-// (definitions.cc), the scheduler and the records of runs (engine.cc),
+// (definitions.cc), the queue and the records of runs (engine.cc; the
+// threads that run them are the RunScheduler it shares with pipelines),
 // and the execution of one run in a container (runner.cc).
 //
 // What it keeps, all on the store's branch `_jobs` (kJobsBranch):
@@ -29,6 +30,7 @@
 #include "fsutil.h"
 #include "images.h"
 #include "pipeline_engine.h"
+#include "scheduler.h"
 #include "spec.h"
 
 namespace pfs::detail::jobs {
@@ -91,7 +93,11 @@ class LocalJobs final : public Jobs {
   // next attempt. Caller holds nothing.
   std::vector<RunInfo> queue_runs(const CommitInfo& commit, const std::vector<FoundJob>& all,
                                   const std::set<std::string>& which);
-  void worker();
+  // The queue as the scheduler sees it (scheduler.h), the oldest runnable
+  // slot (under mu_), and one run on a scheduler thread.
+  RunScheduler::Source source();
+  std::deque<Key>::iterator next_ready(std::string& skip);
+  void run_slot(RunInfo run, const std::string& skip);
   // Runs one run (runner.cc); returns its final record.
   RunInfo execute(RunInfo run);
   // Records: the one of a run from the store (nullopt: none), and writing one.
@@ -127,8 +133,9 @@ class LocalJobs final : public Jobs {
   std::map<Key, RunInfo> progress_;  // live figures of running runs
   bool stopping_ = false;
   std::set<pid_t> live_;  // the first processes of running containers (killed at a stop)
-  std::vector<std::thread> workers_;
   std::mutex commit_mu_;  // one commit of _jobs at a time (they would wait on each other anyway)
+  // Runs jobs and pipeline runs (scheduler.h); stopped in the destructor.
+  RunScheduler scheduler_;
   // Declared last: destroyed first, while the images and runtime it uses live.
   std::unique_ptr<PipelineEngine> pipelines_;
 };

@@ -1,6 +1,6 @@
 // pipeline_engine.cc: PipelineEngine: the trigger (commit events ->
-// queued runs), catch-up and the scheduler (one run per pipeline at a
-// time, JobsOptions::max_runs at once); creating, changing, stopping and
+// queued runs), catch-up and the queue (one run per pipeline at a time;
+// the threads are the RunScheduler shared with the jobs); creating, changing, stopping and
 // deleting pipelines. What it shows of runs: pipeline_reads.cc.
 #include <signal.h>
 
@@ -24,11 +24,15 @@ namespace pfs::detail::jobs {
 namespace fs = std::filesystem;
 
 PipelineEngine::PipelineEngine(Client& store, const JobsOptions& opts, fs::path work, ImageStore& images,
-                               Runtime& runtime, std::optional<Error> disabled)
+                               Runtime& runtime, RunScheduler& scheduler, std::optional<Error> disabled)
     : store_(store), opts_(opts), work_(std::move(work)), images_(images), runtime_(runtime),
-      disabled_(std::move(disabled)) {}
+      scheduler_(scheduler), disabled_(std::move(disabled)) {
+  scheduler_.add(source());
+}
 
-PipelineEngine::~PipelineEngine() {
+PipelineEngine::~PipelineEngine() { stop(); }
+
+void PipelineEngine::stop() {
   {
     std::lock_guard lk(mu_);
     stopping_ = true;
@@ -39,6 +43,10 @@ PipelineEngine::~PipelineEngine() {
   }
   cv_.notify_all();
   for (auto& t : threads_) t.join();
+  threads_.clear();
+  // A run on a scheduler thread ends as killed; wait for its record.
+  std::unique_lock lk(mu_);
+  cv_.wait(lk, [&] { return running_.empty(); });
 }
 
 void PipelineEngine::notice(const std::string& line) {
@@ -156,8 +164,7 @@ void PipelineEngine::start_threads() {
           }
     }
   });
-  for (std::size_t i = 0; i < std::max<std::size_t>(opts_.max_runs, 1); i++)
-    threads_.emplace_back([this] { scheduler(); });
+  scheduler_.wake();
 }
 
 // Requeues the runs a stopped or killed engine left (the newest runs of a
@@ -191,6 +198,7 @@ void PipelineEngine::catch_up(const std::string& name) {
     }
   }
   cv_.notify_all();
+  scheduler_.wake();
   // The newest inputs.
   std::map<std::string, std::string> heads;
   for (const auto& b : pipeline_inputs(m->info.spec)) {
@@ -272,74 +280,83 @@ PipelineRun PipelineEngine::queue_run(PipelineMeta& m, const std::string& trigge
     queue_.push_back(r);
   }
   cv_.notify_all();
+  scheduler_.wake();
   return r;
 }
 
-void PipelineEngine::scheduler() {
-  for (;;) {
-    PipelineRun run;
-    {
-      std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] {
-        if (stopping_) return true;
-        for (const auto& q : queue_)
-          if (!running_.count(q.pipeline)) return true;
-        return false;
-      });
-      if (stopping_) return;
-      auto it = std::find_if(queue_.begin(), queue_.end(), [&](const PipelineRun& q) { return !running_.count(q.pipeline); });
-      run = *it;
-      queue_.erase(it);
-      run.state = PipelineRunState::kRunning;
-      run.started_ns = now_ns();
-      running_[run.pipeline] = run;
-    }
-    PipelineRun done;
-    try {
-      done = execute(run);
-    } catch (Fail& f) {
-      done = run;
-      done.state = PipelineRunState::kFailure;
-      done.reason = f.error.message;
-    } catch (std::exception& e) {
-      done = run;
-      done.state = PipelineRunState::kFailure;
-      done.reason = std::string("internal error: ") + e.what();
-    }
-    if (done.finished_ns == 0) done.finished_ns = now_ns();
-    try {
-      {
-        std::lock_guard rl(records_mu_);
-        write_run(done);
-        if (auto m = load_meta(done.pipeline)) {
-          m->info.last_run = done.id;
-          m->info.last_state = std::string(pipeline_run_state_name(done.state));
-          if (done.state == PipelineRunState::kSuccess) {
-            m->last_success = done.number;
-            m->forced.clear();
-            std::lock_guard lk(mu_);
-            m->last_success_input = success_input_[done.id];
-            success_input_.erase(done.id);
-          }
-          save_meta(*m);
-        }
-      }
-      if (done.state == PipelineRunState::kFailure) mark_downstream_unrunnable(done);
-      commit_records(fmt::format("{}: {}", done.id, pipeline_run_state_name(done.state)));
-    } catch (Fail& f) {
-      notice(fmt::format("could not record the end of run {}: {}", done.id, f.error.message));
-    }
-    notice(fmt::format("run {}: {}{}{}", done.id, pipeline_run_state_name(done.state), done.reason.empty() ? "" : ": ",
-                       done.reason));
-    {
-      std::lock_guard lk(mu_);
-      running_.erase(done.pipeline);
-      live_datums_.erase(done.id);
-      live_pids_.erase(done.id);
-      stop_requested_.erase(done.pipeline);
-    }
-    cv_.notify_all();
+RunScheduler::Source PipelineEngine::source() {
+  // The oldest queued run of a pipeline that has none running (under mu_).
+  auto next = [this] {
+    if (stopping_ || !started_) return queue_.end();
+    return std::find_if(queue_.begin(), queue_.end(), [&](const PipelineRun& q) { return !running_.count(q.pipeline); });
+  };
+  RunScheduler::Source src;
+  src.peek = [this, next]() -> std::optional<std::int64_t> {
+    std::lock_guard lk(mu_);
+    auto it = next();
+    if (it == queue_.end()) return std::nullopt;
+    return it->queued_ns;
+  };
+  src.take = [this, next]() -> std::function<void()> {
+    std::lock_guard lk(mu_);
+    auto it = next();
+    if (it == queue_.end()) return {};
+    PipelineRun run = *it;
+    queue_.erase(it);
+    run.state = PipelineRunState::kRunning;
+    run.started_ns = now_ns();
+    running_[run.pipeline] = run;
+    return [this, run] { run_one(run); };
+  };
+  return src;
+}
+
+void PipelineEngine::run_one(const PipelineRun& run) {
+  PipelineRun done;
+  try {
+    done = execute(run);
+  } catch (Fail& f) {
+    done = run;
+    done.state = PipelineRunState::kFailure;
+    done.reason = f.error.message;
+  } catch (std::exception& e) {
+    done = run;
+    done.state = PipelineRunState::kFailure;
+    done.reason = std::string("internal error: ") + e.what();
   }
+  if (done.finished_ns == 0) done.finished_ns = now_ns();
+  try {
+    {
+      std::lock_guard rl(records_mu_);
+      write_run(done);
+      if (auto m = load_meta(done.pipeline)) {
+        m->info.last_run = done.id;
+        m->info.last_state = std::string(pipeline_run_state_name(done.state));
+        if (done.state == PipelineRunState::kSuccess) {
+          m->last_success = done.number;
+          m->forced.clear();
+          std::lock_guard lk(mu_);
+          m->last_success_input = success_input_[done.id];
+          success_input_.erase(done.id);
+        }
+        save_meta(*m);
+      }
+    }
+    if (done.state == PipelineRunState::kFailure) mark_downstream_unrunnable(done);
+    commit_records(fmt::format("{}: {}", done.id, pipeline_run_state_name(done.state)));
+  } catch (Fail& f) {
+    notice(fmt::format("could not record the end of run {}: {}", done.id, f.error.message));
+  }
+  notice(fmt::format("run {}: {}{}{}", done.id, pipeline_run_state_name(done.state), done.reason.empty() ? "" : ": ",
+                     done.reason));
+  {
+    std::lock_guard lk(mu_);
+    running_.erase(done.pipeline);
+    live_datums_.erase(done.id);
+    live_pids_.erase(done.id);
+    stop_requested_.erase(done.pipeline);
+  }
+  cv_.notify_all();
 }
 
 // A failed run leaves the pipelines that read its output with nothing to

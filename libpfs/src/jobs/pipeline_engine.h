@@ -1,7 +1,8 @@
 // pipeline_engine.h: PipelineEngine, the pipelines half of the job engine
 // (pfs/pipelines.h; docs/pipelines.md): specs and records on branch
 // _pipelines (pipeline_records.cc), the trigger that turns commits into
-// runs and the scheduler (pipeline_engine.cc), and one run's datums, reuse
+// runs and their queue (pipeline_engine.cc; run on the RunScheduler it
+// shares with the jobs), and one run's datums, reuse
 // and output (pipeline_run.cc).
 //
 // What it keeps on branch `_pipelines` (committed after every change, so
@@ -44,6 +45,7 @@
 #include "datums.h"
 #include "images.h"
 #include "pipeline_worker.h"
+#include "scheduler.h"
 #include "spec.h"
 
 namespace pfs::detail::jobs {
@@ -86,9 +88,13 @@ std::set<std::string> downstream(const std::map<std::string, std::vector<std::st
 
 class PipelineEngine final : public Pipelines {
  public:
+  // Its runs go through `scheduler` (shared with the jobs; scheduler.h).
   PipelineEngine(Client& store, const JobsOptions& opts, std::filesystem::path work, ImageStore& images,
-                 Runtime& runtime, std::optional<Error> disabled);
-  ~PipelineEngine() override;
+                 Runtime& runtime, RunScheduler& scheduler, std::optional<Error> disabled);
+  ~PipelineEngine() override;  // stop()
+  // Ends the trigger and the runs in progress (recorded as killed: the
+  // next engine resumes them), and waits until they are recorded.
+  void stop();
   // Resumes the runs a stopped or killed engine left, catches up with the
   // commits made meanwhile, and starts the trigger and the scheduler.
   void start();
@@ -133,7 +139,10 @@ class PipelineEngine final : public Pipelines {
   // Starts the trigger and the scheduler once (start(), or the first
   // flush_commit of an engine made with pipelines_on_commit false).
   void start_threads();
-  void scheduler();
+  // The queue as the scheduler sees it (one run per pipeline at a time),
+  // and one run on a scheduler thread: execute() and its records.
+  RunScheduler::Source source();
+  void run_one(const PipelineRun& run);
   void catch_up(const std::string& pipeline);
   void mark_downstream_unrunnable(const PipelineRun& failed);
   std::optional<PipelineRun> current_run(const std::string& pipeline, std::uint64_t n);
@@ -156,6 +165,7 @@ class PipelineEngine final : public Pipelines {
   std::filesystem::path work_;
   ImageStore& images_;
   Runtime& runtime_;
+  RunScheduler& scheduler_;
   std::optional<Error> disabled_;
 
   std::mutex mu_;
@@ -168,7 +178,7 @@ class PipelineEngine final : public Pipelines {
   std::map<std::string, std::vector<pid_t>> live_pids_;  // run id -> its containers' first processes
   bool stopping_ = false;
   bool started_ = false;
-  std::vector<std::thread> threads_;
+  std::vector<std::thread> threads_;  // the trigger
   std::mutex records_mu_;  // one writer of _pipelines at a time; taken before mu_, never inside it
 };
 

@@ -12,9 +12,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <fstream>
-#include <thread>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -23,6 +21,7 @@
 #include <pfs/json.h>
 
 #include "fail.h"
+#include "datum_pool.h"
 #include "names.h"
 #include "pipeline_engine.h"
 #include "pipeline_worker.h"
@@ -355,116 +354,102 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
   auto datum_timeout = spec.datum_timeout;
   auto deadline = std::chrono::steady_clock::now() +
                   (spec.job_timeout.count() > 0 ? spec.job_timeout : std::chrono::seconds(opts_.run_timeout));
-  std::atomic<std::size_t> next{0};
-  std::atomic<bool> abort{false};
   std::string failure;  // the first failed datum's story (under mu_)
-  std::size_t n_workers = std::min<std::size_t>(std::max<std::uint32_t>(spec.parallelism, 1), pending.size());
-  std::atomic<std::size_t> workers_done{0};
   fs::path worker_binary = find_worker_binary({});
-  auto work_one = [&](std::size_t k) {
-    WorkerSetup setup = worker_setup(spec, image, worker_binary, pdir / fmt::format("w{}", k));
-    std::unique_ptr<DatumWorker> w;
-    auto forget = [&] {
+  std::vector<std::string> logs(pending.size());  // each pending datum's last output
+  DatumLoop<DatumWorker> loop;
+  loop.count = pending.size();
+  loop.parallel = std::max<std::uint32_t>(spec.parallelism, 1);
+  loop.tries = std::max<std::uint32_t>(spec.datum_tries, 1);
+  loop.make = [&](std::size_t k) {
+    return std::make_unique<DatumWorker>(runtime_,
+                                         worker_setup(spec, image, worker_binary, pdir / fmt::format("w{}", k)));
+  };
+  loop.watch = [&](DatumWorker& w, bool made) {
+    std::lock_guard lk(mu_);
+    if (made)
+      live_pids_[run.id].push_back(w.pid());
+    else
+      std::erase(live_pids_[run.id], w.pid());
+  };
+  loop.run = [&](std::size_t i, std::uint32_t attempt, DatumWorker& w) -> DatumTry {
+    DatumRecord& r = table[pending[i]];
+    if (attempt == 1) {
       std::lock_guard lk(mu_);
-      if (w) std::erase(live_pids_[run.id], w->pid());
-    };
-    while (!abort) {
-      std::size_t i = next++;
-      if (i >= pending.size()) break;
-      DatumRecord& r = table[pending[i]];
-      const Datum& d = datums[pending[i]];
-      {
-        std::lock_guard lk(mu_);
-        r.info.state = DatumState::kRunning;
-        live_datums_[run.id][r.info.id] = r.info;
-      }
-      std::string log;
-      for (std::uint32_t t = 1; t <= std::max<std::uint32_t>(spec.datum_tries, 1) && !abort; t++) {
-        r.info.tries = t;
-        DatumOutcome o;
-        try {
-          if (!w) {
-            w = std::make_unique<DatumWorker>(runtime_, setup);
-            std::lock_guard lk(mu_);
-            live_pids_[run.id].push_back(w->pid());
-          }
-          w->clear();
-          materialize(d, *w, commit_of);
-          o = w->run(r.info.id, run.id, std::chrono::duration_cast<std::chrono::milliseconds>(datum_timeout));
-          log = read_file(w->log_file());
-          if (o.log_dropped)
-            log += fmt::format("\n[pfs: {} more bytes of output were dropped (log limit {} bytes)]\n", o.log_dropped,
-                               opts_.max_log_bytes);
-        } catch (Fail& f) {
-          o.ok = false;
-          o.error = f.error.message;
-          o.container_lost = true;
-        }
-        r.info.duration_ns = o.duration_ns;
-        // A datum that finished is kept even when the run is being stopped:
-        // the run that resumes it reuses it.
-        if (abort && !o.ok) break;
-        if (o.ok) {
-          // Into the cache, atomically: a kill -9 leaves it whole or absent.
-          fs::path tmp = cache / fmt::format("tmp.{}.{}", r.key, k);
-          fs::remove_all(tmp, ec);
-          fs::create_directories(tmp / "out");
-          for (const auto& e : fs::directory_iterator(w->out_dir())) fs::rename(e.path(), tmp / "out" / e.path().filename());
-          r.info.outputs.clear();
-          std::vector<std::uint64_t> sizes;
-          for (auto& [path, size] : files_below(tmp / "out")) {
-            r.info.outputs.push_back(std::move(path));
-            sizes.push_back(size);
-          }
-          if (!log.empty()) write_small(tmp / "log", log);
-          json meta = {{"id", r.info.id}, {"outputs", r.info.outputs}, {"sizes", sizes},
-                       {"duration_ns", r.info.duration_ns}, {"tries", r.info.tries}};
-          write_small(tmp / "meta.json", meta.dump());
-          fs::remove_all(cache / r.key, ec);
-          fs::rename(tmp, cache / r.key);
-          r.info.state = DatumState::kProcessed;
-          r.info.error.clear();
-          break;
-        }
-        r.info.error = o.error;
-        if (o.container_lost) {
-          forget();
-          w.reset();
-        }
-      }
-      if (!log.empty()) {
-        std::ofstream lf(run_logs / (r.info.id + ".log"), std::ios::binary);
-        lf << log;
-      }
-      std::lock_guard lk(mu_);
-      if (r.info.state == DatumState::kProcessed) {
-        run.datums.processed++;
-      } else if (!abort) {
-        r.info.state = DatumState::kFailed;
-        run.datums.failed++;
-        if (failure.empty())
-          failure = fmt::format("datum {} ({}) failed {} time(s): {}{}{}", r.info.id.substr(0, 12), describe_files(r.info),
-                                r.info.tries, r.info.error, log.empty() ? "" : "; its output ends: ",
-                                tail_of(log, 300));
-        abort = true;
-      } else if (r.info.state == DatumState::kRunning) {
-        r.info.state = DatumState::kPending;  // cut short by the stop: not done
-      }
+      r.info.state = DatumState::kRunning;
       live_datums_[run.id][r.info.id] = r.info;
-      running_[run.pipeline].datums = run.datums;
     }
-    forget();
-    w.reset();
-    workers_done++;
+    r.info.tries = attempt;
+    w.clear();
+    materialize(datums[pending[i]], w, commit_of);
+    DatumOutcome o = w.run(r.info.id, run.id, std::chrono::duration_cast<std::chrono::milliseconds>(datum_timeout));
+    std::string& log = logs[i];
+    log = read_file(w.log_file());
+    if (o.log_dropped)
+      log += fmt::format("\n[pfs: {} more bytes of output were dropped (log limit {} bytes)]\n", o.log_dropped,
+                         opts_.max_log_bytes);
+    r.info.duration_ns = o.duration_ns;
+    if (!o.ok) return DatumTry{false, o.error, o.container_lost, false};
+    // Into the cache, atomically: a kill -9 leaves it whole or absent. (A
+    // datum that finished is kept even when the run is being stopped: the
+    // run that resumes it reuses it.)
+    std::error_code rec;  // (ec is the run's thread's)
+    fs::path tmp = cache / fmt::format("tmp.{}.{}", r.key, i);
+    fs::remove_all(tmp, rec);
+    fs::create_directories(tmp / "out");
+    for (const auto& e : fs::directory_iterator(w.out_dir())) fs::rename(e.path(), tmp / "out" / e.path().filename());
+    r.info.outputs.clear();
+    std::vector<std::uint64_t> sizes;
+    for (auto& [path, size] : files_below(tmp / "out")) {
+      r.info.outputs.push_back(std::move(path));
+      sizes.push_back(size);
+    }
+    if (!log.empty()) write_small(tmp / "log", log);
+    json meta = {{"id", r.info.id}, {"outputs", r.info.outputs}, {"sizes", sizes},
+                 {"duration_ns", r.info.duration_ns}, {"tries", r.info.tries}};
+    write_small(tmp / "meta.json", meta.dump());
+    fs::remove_all(cache / r.key, rec);
+    fs::rename(tmp, cache / r.key);
+    return DatumTry{true, {}, false, false};
+  };
+  loop.ended = [&](std::size_t i, const DatumTry& last, std::uint32_t tries, bool cut) {
+    DatumRecord& r = table[pending[i]];
+    const std::string& log = logs[i];
+    if (!log.empty()) {
+      std::ofstream lf(run_logs / (r.info.id + ".log"), std::ios::binary);
+      lf << log;
+    }
+    std::lock_guard lk(mu_);
+    r.info.tries = tries;
+    if (last.ok) {
+      r.info.state = DatumState::kProcessed;
+      r.info.error.clear();
+      run.datums.processed++;
+    } else if (!cut) {
+      r.info.state = DatumState::kFailed;
+      r.info.error = last.error;
+      run.datums.failed++;
+      if (failure.empty())
+        failure = fmt::format("datum {} ({}) failed {} time(s): {}{}{}", r.info.id.substr(0, 12),
+                              describe_files(r.info), tries, last.error, log.empty() ? "" : "; its output ends: ",
+                              tail_of(log, 300));
+    } else {
+      r.info.state = DatumState::kPending;  // cut short by the stop: not done
+      r.info.error = last.error;
+    }
+    live_datums_[run.id][r.info.id] = r.info;
+    running_[run.pipeline].datums = run.datums;
+  };
+  loop.left = [&] {
+    { std::lock_guard lk(mu_); }  // (the watcher below is waiting, or about to look)
     cv_.notify_all();
   };
-  std::vector<std::thread> pool;
-  for (std::size_t k = 0; k < n_workers; k++) pool.emplace_back(work_one, k);
+  DatumPool<DatumWorker> pool(std::move(loop));
   // Watch for a stop, the engine's end and the run's time limit.
   std::string stopped_why;
   {
     std::unique_lock lk(mu_);
-    while (workers_done < n_workers) {
+    while (!pool.finished()) {
       cv_.wait_for(lk, std::chrono::milliseconds(200));
       std::string why;
       if (stopping_) why = "the engine stopped (resumed when it starts again)";
@@ -474,12 +459,12 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
                           (spec.job_timeout.count() > 0 ? spec.job_timeout : std::chrono::seconds(opts_.run_timeout)).count());
       if (!why.empty() && stopped_why.empty()) {
         stopped_why = why;
-        abort = true;
+        pool.abort();
         for (pid_t p : live_pids_[run.id]) ::kill(p, SIGKILL);
       }
     }
   }
-  for (auto& t : pool) t.join();
+  pool.join();
 
   auto save_table = [&] {
     std::lock_guard rl(records_mu_);

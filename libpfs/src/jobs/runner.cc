@@ -5,12 +5,12 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include "container_http.h"
+#include "datum_pool.h"
 #include "engine.h"
 #include "fail.h"
 #include "names.h"
@@ -211,100 +211,82 @@ RunInfo LocalJobs::execute(RunInfo run) {
       return std::max(std::chrono::milliseconds(1), std::min<std::chrono::milliseconds>(l, timeout));
     };
 
-    if (spec.type == JobType::kMap) {
-      // ---- map: each file POSTed to /<name>; the answer is the output file
-      std::size_t parallel = spec.parallel ? spec.parallel : opts_.default_parallel;
-      parallel = std::max<std::size_t>(1, std::min(parallel, datums.size()));
-      std::atomic<std::size_t> next{0};
-      std::atomic<bool> failed{false};
-      std::mutex err_mu;
-      std::string error;
-      std::uint64_t done = 0, bytes = 0;
-      auto fail_run = [&](std::string why) {
-        std::lock_guard lk(err_mu);
-        if (!failed.exchange(true)) error = std::move(why);
-      };
-      auto work = [&] {
-        try {
-          ContainerHttp http(container->net_fd());
-          for (;;) {
-            std::size_t i = next++;
-            if (i >= datums.size() || failed) return;
-            const MapItem& d = datums[i];
-            if (std::chrono::steady_clock::now() > deadline)
-              return fail_run(fmt::format("the run took longer than {} s (the engine's limit per run)",
-                                          opts_.run_timeout.count()));
-            auto fh = open_datum(store_, d, s3 ? &*s3 : nullptr, scratch / "in");
-            UniqueFd out = create_output(out_dir / d.name);
-            Answer a;
-            for (std::uint32_t t = 1; t <= opts_.tries; t++) {
-              a = http.post("/" + d.name, *fh, fh->info().size, out.get(), kMaxAnswer, left());
-              if (a.ok() || failed) break;
-              if (!container->running()) break;
-              std::this_thread::sleep_for(std::chrono::milliseconds(100 * t));
-            }
-            if (!a.ok()) {
-              if (container->out_of_memory())
-                return fail_run(fmt::format("file {}: the container ran out of memory (its limit is {} MiB; "
-                                            "raise the job's \"memory\")",
-                                            d.name, container->memory_limit() >> 20));
-              if (!container->running())
-                return fail_run(fmt::format("file {}: the container stopped ({}); its last output: {}", d.name,
-                                            container->why_stopped(), container->log_tail(400)));
-              return fail_run(fmt::format("file {}: {} (after {} tries)", d.name, describe(a, kMaxAnswer), opts_.tries));
-            }
-            std::lock_guard lk(mu_);
-            run.datums_done = ++done;
-            bytes += a.bytes;
-            progress_[key] = run;
-          }
-        } catch (Fail& f) {
-          fail_run(f.error.message);
-        }
-      };
-      std::vector<std::thread> threads;
-      for (std::size_t t = 1; t < parallel; t++) threads.emplace_back(work);
-      work();
-      for (auto& t : threads) t.join();
-      if (failed) {
-        run.datums_failed = 1;
-        fail(ErrorCode::kIo, error);
-      }
-      run.output = {done, bytes};
-    } else {
-      // ---- reduce: the whole input in one POST to /<input>; the answer is
-      // one file named after the job
-      std::vector<Part> parts;
-      for (const auto& d : datums) {
-        auto fh = open_datum(store_, d, s3 ? &*s3 : nullptr, scratch / "in");
-        std::uint64_t size = fh->info().size;
-        parts.push_back({d.name, std::move(fh), size});
-      }
-      std::string url = spec.input;
-      while (!url.empty() && url.front() == '/') url.erase(0, 1);
-      UniqueFd out = create_output(out_dir / run.job);
-      ContainerHttp http(container->net_fd());
+    // ---- the datums through the same loop as a pipeline's (datum_pool.h),
+    // HTTP connections into the one container its executors. A map job's
+    // datums are its files, each POSTed to /<name> and answered with its
+    // output file; a reduce job's only datum is the whole input, POSTed to
+    // /<input> (multipart when it is several files) and answered with one
+    // file named after the job.
+    const bool map = spec.type == JobType::kMap;
+    std::string url = spec.input;
+    while (!url.empty() && url.front() == '/') url.erase(0, 1);
+    std::mutex err_mu;
+    std::string error;
+    std::uint64_t done = 0, bytes = 0;
+    DatumLoop<ContainerHttp> loop;
+    loop.count = map ? datums.size() : 1;
+    loop.parallel = map ? (spec.parallel ? spec.parallel : opts_.default_parallel) : 1;
+    loop.tries = opts_.tries;
+    loop.backoff = std::chrono::milliseconds(100);
+    loop.make = [&](std::size_t) { return std::make_unique<ContainerHttp>(container->net_fd()); };
+    loop.run = [&](std::size_t i, std::uint32_t, ContainerHttp& http) -> DatumTry {
+      if (std::chrono::steady_clock::now() > deadline)
+        return {false, fmt::format("the run took longer than {} s (the engine's limit per run)", opts_.run_timeout.count()),
+                false, true};
+      std::string what;
       Answer a;
-      for (std::uint32_t t = 1; t <= opts_.tries; t++) {
+      if (map) {
+        const MapItem& d = datums[i];
+        what = "file " + d.name;
+        auto fh = open_datum(store_, d, s3 ? &*s3 : nullptr, scratch / "in");
+        UniqueFd out = create_output(out_dir / d.name);
+        a = http.post("/" + d.name, *fh, fh->info().size, out.get(), kMaxAnswer, left());
+      } else {
+        what = fmt::format("the reduce of {} files", datums.size());
+        std::vector<Part> parts;
+        for (const auto& d : datums) {
+          auto fh = open_datum(store_, d, s3 ? &*s3 : nullptr, scratch / "in");
+          std::uint64_t size = fh->info().size;
+          parts.push_back({d.name, std::move(fh), size});
+        }
+        UniqueFd out = create_output(out_dir / run.job);
         if (parts.size() == 1)
           a = http.post("/" + url, *parts[0].file, parts[0].size, out.get(), kMaxAnswer, left());
         else
           a = http.post_multipart("/" + url, parts, out.get(), kMaxAnswer, left());
-        if (a.ok() || !container->running()) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100 * t));
       }
-      if (!a.ok()) {
-        run.datums_failed = 1;
-        if (container->out_of_memory())
-          failf(ErrorCode::kIo, "the reduce: the container ran out of memory (its limit is {} MiB; raise the job's "
-                "\"memory\")", container->memory_limit() >> 20);
-        if (!container->running()) stopped(fmt::format("the reduce of {} files", parts.size()));
-        failf(ErrorCode::kIo, "the reduce of {} files: {} (after {} tries)", parts.size(), describe(a, kMaxAnswer),
-              opts_.tries);
+      if (a.ok()) {
+        std::lock_guard lk(mu_);
+        run.datums_done = ++done;
+        bytes += a.bytes;
+        progress_[key] = run;
+        return {true, {}, false, false};
       }
-      run.datums_done = 1;
-      run.output = {1, a.bytes};
+      // A container that stopped is not tried again: it was the only one.
+      if (container->out_of_memory())
+        return {false,
+                fmt::format("{}: the container ran out of memory (its limit is {} MiB; raise the job's \"memory\")",
+                            what, container->memory_limit() >> 20),
+                false, true};
+      if (!container->running())
+        return {false,
+                fmt::format("{}: the container stopped ({}); its last output: {}", what, container->why_stopped(),
+                            container->log_tail(400)),
+                false, true};
+      return {false, fmt::format("{}: {}", what, describe(a, kMaxAnswer)), false, false};
+    };
+    loop.ended = [&](std::size_t, const DatumTry& last, std::uint32_t tries, bool cut) {
+      if (last.ok || cut) return;
+      std::lock_guard lk(err_mu);
+      if (error.empty()) error = last.last ? last.error : fmt::format("{} (after {} tries)", last.error, tries);
+    };
+    DatumPool<ContainerHttp> pool(std::move(loop));
+    pool.join();
+    if (pool.failed()) {
+      run.datums_failed = 1;
+      fail(ErrorCode::kIo, error);
     }
+    run.output = {done, bytes};
     container.reset();  // stopped and removed before the output is published
 
     // ---- the output, all at once
