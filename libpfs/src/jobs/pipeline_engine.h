@@ -10,9 +10,10 @@
 //   pipelines/<name>/spec.json   the spec (pipeline_json)
 //   pipelines/<name>/meta.json   version, spec number, stopped, counters
 //   runs/<name>/<n>.json         run n's record (PipelineRun)
-//   datums/<name>/<n>.jsonl      run n's datums: one JSON line each, with
-//                                its key, files (and their content hashes)
-//                                and outputs: what the next run reuses
+//   datums/<name>/<n>.tsv        run n's datums: one line each, with its
+//                                key, files (and their content hashes) and
+//                                outputs: what the next run reuses
+//                                (pipeline_records.cc has the format)
 //   logs/<name>/<n>/<datum>.log  a datum's container output
 //   outputs/<commit>.json        which run made an output commit, and its
 //                                provenance (for flush-commit)
@@ -74,6 +75,12 @@ struct DatumRecord {
   };
   std::vector<File> hashed;
 };
+
+// A run's datum table as kept on _pipelines (pipeline_records.cc has the
+// format), and read back: JSON lines when `json_lines` (what earlier
+// versions wrote). `what` names the table in errors (kCorruption).
+std::string datums_text(const std::vector<DatumRecord>& d);
+std::vector<DatumRecord> parse_datums_text(std::string_view text, bool json_lines, const std::string& what);
 
 // Shared by the engine's files:
 inline bool ended(PipelineRunState s) { return s != PipelineRunState::kQueued && s != PipelineRunState::kRunning; }

@@ -1,5 +1,8 @@
 // pipeline_records.cc: what PipelineEngine keeps on branch _pipelines:
 // specs and their meta, run records, datum tables, and the branch itself.
+#include <map>
+#include <stdexcept>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -119,47 +122,176 @@ void PipelineEngine::write_run(const PipelineRun& r) {
   write_text(fmt::format("runs/{}/{}.json", r.pipeline, r.number), j.dump(2) + "\n");
 }
 
-std::vector<DatumRecord> PipelineEngine::read_datums(const std::string& pipeline, std::uint64_t n) {
-  std::vector<DatumRecord> out;
-  auto t = read_text(fmt::format("datums/{}/{}.jsonl", pipeline, n));
-  if (!t) return out;
-  std::size_t pos = 0;
-  while (pos < t->size()) {
-    std::size_t nl = t->find('\n', pos);
-    if (nl == std::string::npos) nl = t->size();
-    std::string_view line(t->data() + pos, nl - pos);
-    pos = nl + 1;
-    if (line.empty()) continue;
-    try {
-      json j = json::parse(line);
-      DatumRecord d;
-      d.info = j.get<DatumInfo>();
-      d.key = j.value("key", "");
-      if (j.contains("hashed"))
-        for (const auto& f : j.at("hashed"))
-          d.hashed.push_back({f.at(0).get<std::string>(), f.at(1).get<std::string>(), f.at(2).get<std::string>(),
-                              f.at(3).get<std::uint64_t>()});
-      out.push_back(std::move(d));
-    } catch (const json::exception& e) {
-      failf(ErrorCode::kCorruption, "the datums of run {}@{} (branch {}) are damaged: {}", pipeline, n,
-            kPipelinesBranch, e.what());
+namespace {
+
+// The datum table: one line per datum, fields separated by tabs, every
+// text field escaped (\\, \t, \n, \r), after a first line naming the
+// format:
+//   id key state tries duration_ns error
+//   n-files (input repo path hash size) x n   n-outputs output x n
+// A 100,000-datum table is ~20 MB and reads in ~0.2 s, where JSON lines
+// were 31 MB and 1.4 s: an incremental run reads the last one whole.
+constexpr std::string_view kDatumsHeader = "pfs-datums 1\n";
+
+void put_field(std::string& out, std::string_view s) {
+  for (char c : s) switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      default: out += c;
     }
+  out += '\t';
+}
+void put_number(std::string& out, std::uint64_t n) {
+  out += std::to_string(n);
+  out += '\t';
+}
+
+// The fields of one line, unescaped.
+class Fields {
+ public:
+  explicit Fields(std::string_view line) : line_(line) {}
+  std::string text() {
+    std::string_view f = raw();
+    if (f.find('\\') == std::string_view::npos) return std::string(f);
+    std::string out;
+    for (std::size_t i = 0; i < f.size(); i++) {
+      if (f[i] != '\\' || i + 1 == f.size()) {
+        out += f[i];
+        continue;
+      }
+      char c = f[++i];
+      out += c == 't' ? '\t' : c == 'n' ? '\n' : c == 'r' ? '\r' : c;
+    }
+    return out;
+  }
+  std::uint64_t number() {
+    std::string_view f = raw();
+    std::uint64_t n = 0;
+    if (f.empty() || f.size() > 19) throw std::invalid_argument("a number was expected");
+    for (char c : f) {
+      if (c < '0' || c > '9') throw std::invalid_argument("a number was expected");
+      n = n * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return n;
+  }
+
+  // Every field read (the line's last field ends it).
+  bool done() const { return pos_ > line_.size(); }
+
+ private:
+  std::string_view raw() {
+    if (pos_ > line_.size()) throw std::invalid_argument("the line ends early");
+    std::size_t tab = line_.find('\t', pos_);
+    if (tab == std::string_view::npos) tab = line_.size();
+    std::string_view f = line_.substr(pos_, tab - pos_);
+    pos_ = tab + 1;
+    return f;
+  }
+  std::string_view line_;
+  std::size_t pos_ = 0;
+};
+
+DatumState state_from(const std::string& s) {
+  json j = {{"id", ""}, {"state", s}};
+  return j.get<DatumInfo>().state;  // (the lenient reader: an unknown state reads as failed)
+}
+
+}  // namespace
+
+std::string datums_text(const std::vector<DatumRecord>& d) {
+  std::string text(kDatumsHeader);
+  for (const auto& r : d) {
+    put_field(text, r.info.id);
+    put_field(text, r.key);
+    put_field(text, datum_state_name(r.info.state));
+    put_number(text, r.info.tries);
+    put_number(text, static_cast<std::uint64_t>(std::max<std::int64_t>(r.info.duration_ns, 0)));
+    put_field(text, r.info.error);
+    // (hashed has one entry per file, in the same order: pipeline_run.cc)
+    put_number(text, r.info.files.size());
+    for (std::size_t k = 0; k < r.info.files.size(); k++) {
+      static const DatumRecord::File kNone;
+      const auto& h = k < r.hashed.size() ? r.hashed[k] : kNone;
+      put_field(text, r.info.files[k].input);
+      put_field(text, h.repo);
+      put_field(text, r.info.files[k].path);
+      put_field(text, h.hash);
+      put_number(text, h.size);
+    }
+    put_number(text, r.info.outputs.size());
+    for (const auto& o : r.info.outputs) put_field(text, o);
+    text.back() = '\n';
+  }
+  return text;
+}
+
+std::vector<DatumRecord> parse_datums_text(std::string_view t, bool json_lines, const std::string& what) {
+  std::vector<DatumRecord> out;
+  std::size_t pos = 0, line_no = 0;
+  if (!json_lines) {
+    if (t.substr(0, kDatumsHeader.size()) != kDatumsHeader)
+      failf(ErrorCode::kCorruption, "{} are damaged: no \"pfs-datums 1\" line", what);
+    pos = kDatumsHeader.size();
+    line_no = 1;
+  }
+  std::map<std::string, DatumState> states;  // (a handful of names)
+  while (pos < t.size()) {
+    std::size_t nl = t.find('\n', pos);
+    if (nl == std::string_view::npos) nl = t.size();
+    std::string_view line = t.substr(pos, nl - pos);
+    pos = nl + 1;
+    line_no++;
+    if (line.empty()) continue;
+    DatumRecord d;
+    try {
+      if (json_lines) {
+        json j = json::parse(line);
+        d.info = j.get<DatumInfo>();
+        d.key = j.value("key", "");
+        if (j.contains("hashed"))
+          for (const auto& f : j.at("hashed"))
+            d.hashed.push_back({f.at(0).get<std::string>(), f.at(1).get<std::string>(), f.at(2).get<std::string>(),
+                                f.at(3).get<std::uint64_t>()});
+      } else {
+        Fields f(line);
+        d.info.id = f.text();
+        d.key = f.text();
+        std::string st = f.text();
+        auto known = states.find(st);
+        if (known == states.end()) known = states.emplace(st, state_from(st)).first;
+        d.info.state = known->second;
+        d.info.tries = static_cast<std::uint32_t>(f.number());
+        d.info.duration_ns = static_cast<std::int64_t>(f.number());
+        d.info.error = f.text();
+        for (std::uint64_t k = 0, files = f.number(); k < files; k++) {
+          std::string input = f.text(), repo = f.text(), path = f.text(), hash = f.text();
+          std::uint64_t size = f.number();
+          d.info.files.push_back({std::move(input), path});
+          if (!hash.empty()) d.hashed.push_back({std::move(repo), std::move(path), std::move(hash), size});
+        }
+        for (std::uint64_t k = 0, outputs = f.number(); k < outputs; k++) d.info.outputs.push_back(f.text());
+        if (!f.done()) throw std::invalid_argument("more fields than its counts say");
+      }
+    } catch (const std::exception& e) {
+      failf(ErrorCode::kCorruption, "{} are damaged at line {}: {}", what, line_no, e.what());
+    }
+    out.push_back(std::move(d));
   }
   return out;
 }
 
+std::vector<DatumRecord> PipelineEngine::read_datums(const std::string& pipeline, std::uint64_t n) {
+  std::string what = fmt::format("the datums of run {}@{} (branch {})", pipeline, n, kPipelinesBranch);
+  if (auto t = read_text(fmt::format("datums/{}/{}.tsv", pipeline, n))) return parse_datums_text(*t, false, what);
+  // Written by pfs before the .tsv.
+  if (auto t = read_text(fmt::format("datums/{}/{}.jsonl", pipeline, n))) return parse_datums_text(*t, true, what);
+  return {};
+}
+
 void PipelineEngine::write_datums(const std::string& pipeline, std::uint64_t n, const std::vector<DatumRecord>& d) {
-  std::string text;
-  for (const auto& r : d) {
-    json j = r.info;
-    j["key"] = r.key;
-    json h = json::array();
-    for (const auto& f : r.hashed) h.push_back(json::array({f.repo, f.path, f.hash, f.size}));
-    j["hashed"] = std::move(h);
-    text += j.dump();
-    text += '\n';
-  }
-  write_text(fmt::format("datums/{}/{}.jsonl", pipeline, n), text);
+  write_text(fmt::format("datums/{}/{}.tsv", pipeline, n), datums_text(d));
 }
 
 }  // namespace pfs::detail::jobs
