@@ -92,6 +92,46 @@ std::vector<std::string> PipelineEngine::readers_of(const std::string& b) {
 
 // ---- start, trigger, scheduler ----------------------------------------------
 
+void PipelineEngine::discard(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return;
+  fs::create_directories(work_ / "trash", ec);
+  fs::rename(dir, work_ / "trash" / random_hex(8), ec);
+  if (ec) {
+    fs::remove_all(dir, ec);
+    return;
+  }
+  {
+    std::lock_guard lk(mu_);
+    trash_ = true;
+  }
+  cv_.notify_all();
+}
+
+void PipelineEngine::janitor() {
+  for (;;) {
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait(lk, [&] { return stopping_ || trash_; });
+      if (stopping_) return;
+      trash_ = false;
+    }
+    // Entry by entry, so that a stop does not wait for a large folder.
+    std::error_code ec;
+    for (const auto& top : fs::directory_iterator(work_ / "trash", ec)) {
+      std::error_code ec2;
+      for (const auto& e : fs::directory_iterator(top.path(), ec2)) {
+        {
+          std::lock_guard lk(mu_);
+          if (stopping_) return;
+        }
+        fs::remove_all(e.path(), ec2);
+      }
+      fs::remove_all(top.path(), ec2);
+    }
+  }
+}
+
 void PipelineEngine::start() {
   if (disabled_ || !opts_.pipelines_on_commit) return;
   start_threads();
@@ -104,6 +144,12 @@ void PipelineEngine::start_threads() {
     started_ = true;
   }
   fs::create_directories(work_ / "pipelines");
+  fs::create_directories(work_ / "trash");
+  {
+    std::lock_guard lk(mu_);
+    trash_ = true;  // what a stopped engine left
+  }
+  threads_.emplace_back([this] { janitor(); });
   // Where to resume the commit events from: now, before catching up, so
   // that nothing committed from here on is missed (a commit seen twice is
   // queued once: queue_run checks).

@@ -107,12 +107,16 @@ Result<std::vector<DatumInfo>> PipelineEngine::list_datums(std::string_view id) 
     std::vector<DatumInfo> out;
     {
       std::lock_guard lk(mu_);
-      if (auto it = live_datums_.find(run.id); it != live_datums_.end()) {
-        for (const auto& [_, d] : it->second) out.push_back(d);
-        return out;
+      if (auto it = live_datums_.find(run.id); it != live_datums_.end() && it->second.table) {
+        const auto& table = *it->second.table;
+        for (std::size_t i = 0; i < table.size(); i++) {
+          auto p = it->second.pending.find(i);
+          out.push_back(p != it->second.pending.end() ? p->second : table[i].info);
+        }
       }
     }
-    for (auto& d : read_datums(run.pipeline, run.number)) out.push_back(std::move(d.info));
+    if (out.empty())
+      for (auto& d : read_datums(run.pipeline, run.number)) out.push_back(std::move(d.info));
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
     return out;
   });
