@@ -109,19 +109,26 @@ void PipelineEngine::discard(const fs::path& dir) {
 }
 
 void PipelineEngine::janitor() {
+  // A server leaves what a stop interrupts to its next start (a SIGTERM
+  // must not wait for 100,000 folders); a local pachctl, whose engine
+  // lives as long as one command, deletes all before it exits, so that it
+  // leaves nothing behind and its next command does not pay for it.
+  const bool finish = !opts_.pipelines_on_commit;
   for (;;) {
+    bool last = false;
     {
       std::unique_lock lk(mu_);
       cv_.wait(lk, [&] { return stopping_ || trash_; });
-      if (stopping_) return;
+      if (stopping_ && !finish) return;
+      last = stopping_;
       trash_ = false;
     }
-    // Entry by entry, so that a stop does not wait for a large folder.
+    // Entry by entry, so that a stop need not wait for a large folder.
     std::error_code ec;
     for (const auto& top : fs::directory_iterator(work_ / "trash", ec)) {
       std::error_code ec2;
       for (const auto& e : fs::directory_iterator(top.path(), ec2)) {
-        {
+        if (!finish) {
           std::lock_guard lk(mu_);
           if (stopping_) return;
         }
@@ -129,6 +136,7 @@ void PipelineEngine::janitor() {
       }
       fs::remove_all(top.path(), ec2);
     }
+    if (last) return;
   }
 }
 

@@ -158,9 +158,10 @@ class PipelineEngine final : public Pipelines {
   void must_run();
   void notice(const std::string& line);
   // Removes `dir` in the background: renamed into <work>/trash at once,
-  // deleted by the janitor thread; what a stop leaves there, the next
-  // engine deletes. (A run's cache of 1,000 datums took 0.6 s to delete,
-  // after its output was committed but before its end was recorded.)
+  // deleted by the janitor thread (a run's cache of 1,000 datums took
+  // 0.6 s to delete, after its output was committed but before its end
+  // was recorded). A server's stop leaves the rest to its next start; a
+  // local pachctl's engine finishes before it goes.
   void discard(const std::filesystem::path& dir);
   void janitor();
   // The pipeline named, checked to exist. Throws kNotFound.
