@@ -6,6 +6,7 @@
 // output less what changed, plus the new -- and committed with its
 // provenance.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -398,7 +399,8 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
     materialize(datums[pending[i]], w, commit_of);
     DatumOutcome o = w.run(r.info.id, run.id, std::chrono::duration_cast<std::chrono::milliseconds>(datum_timeout));
     std::string& log = logs[i];
-    log = read_file(w.log_file());
+    std::error_code lec;
+    log = fs::file_size(w.log_file(), lec) > 0 && !lec ? read_file(w.log_file()) : std::string();
     if (o.log_dropped)
       log += fmt::format("\n[pfs: {} more bytes of output were dropped (log limit {} bytes)]\n", o.log_dropped,
                          opts_.max_log_bytes);
@@ -408,9 +410,10 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
     // datum that finished is kept even when the run is being stopped: the
     // run that resumes it reuses it.)
     std::error_code rec;  // (ec is the run's thread's)
+    // (tmp.* is this run's alone: emptied when the run began.)
     fs::path tmp = cache / fmt::format("tmp.{}.{}", r.key, i);
-    fs::remove_all(tmp, rec);
-    fs::create_directories(tmp / "out");
+    if (::mkdir(tmp.c_str(), 0755) != 0 && errno != EEXIST) fail_errno(errno, "mkdir " + tmp.string());
+    if (::mkdir((tmp / "out").c_str(), 0755) != 0 && errno != EEXIST) fail_errno(errno, "mkdir " + tmp.string());
     for (const auto& e : fs::directory_iterator(w.out_dir())) fs::rename(e.path(), tmp / "out" / e.path().filename());
     r.info.outputs.clear();
     std::vector<std::uint64_t> sizes;

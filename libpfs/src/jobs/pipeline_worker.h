@@ -75,6 +75,8 @@ class DatumWorker {
   WorkerSetup setup_;
   std::unique_ptr<Container> container_;
   UniqueFd ctl_;  // pfs-worker's stdin and stdout
+  UniqueFd mark_;  // ctl/datum: "<run> <datum>" of the datum running (get-logs -f)
+  std::size_t mark_size_ = 0;
   std::string buffered_;
 };
 
