@@ -18,8 +18,9 @@
 //   outputs/<commit>.json        which run made an output commit, and its
 //                                provenance (for flush-commit)
 // and in its work folder (<work>/pipelines/<name>/):
-//   cache/<key>/                 a datum finished by a run that has not
-//                                ended: out/ (its output), log, meta.json;
+//   cache/<key>/, <key>.log      a datum finished by a run that has not
+//                                ended: its output and its log, whole once
+//                                cache/journal has its line;
 //                                a kill -9 keeps them, the resumed run
 //                                reuses them ("recovered"), a successful
 //                                run's end removes them
@@ -38,6 +39,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include <pfs/client.h>
 #include <pfs/jobs.h>
@@ -88,8 +91,11 @@ inline bool ended(PipelineRunState s) { return s != PipelineRunState::kQueued &&
 inline std::string run_id(const std::string& pipeline, std::uint64_t n) {
   return pipeline + "@" + std::to_string(n);
 }
-// A whole file ("" when it cannot be read): logs, the cache's meta files.
+// A whole file ("" when it cannot be read): logs, the cache's journal.
 std::string read_file(const std::filesystem::path& p);
+// A pipeline's cache journal (pipeline_run.cc): datum key -> its line
+// (key, id, outputs, sizes, log, duration_ns, tries); a torn last line is left out.
+std::map<std::string, nlohmann::json> read_cache_journal(const std::filesystem::path& cache);
 // The pipelines downstream of branch `b` (reading it, directly or not),
 // given each pipeline's input branches.
 std::set<std::string> downstream(const std::map<std::string, std::vector<std::string>>& inputs, const std::string& b);

@@ -150,9 +150,12 @@ Result<PipelineRun> PipelineEngine::restart_datum(std::string_view pipeline, std
     commit_records(fmt::format("restart datum {} of pipeline {}", found, name));
     // Its cached output (from a run that did not end) is forgotten too.
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(work_ / "pipelines" / name / "cache", ec)) {
-      if (read_file(e.path() / "meta.json").find(found) != std::string::npos) fs::remove_all(e.path(), ec);
-    }
+    fs::path cache = work_ / "pipelines" / name / "cache";
+    for (const auto& [key, line] : read_cache_journal(cache))
+      if (line.value("id", "") == found) {
+        fs::remove_all(cache / key, ec);
+        fs::remove(cache / (key + ".log"), ec);
+      }
     // A run on the same inputs as the newest: force a new one.
     PipelineRun r = queue_run(m, "restart-datum " + found, {}, true);
     return r;

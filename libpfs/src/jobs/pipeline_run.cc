@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -120,19 +121,22 @@ class LocalFiles final : public FileBatch {
   std::unique_ptr<Source> src_;
 };
 
-// A datum in the cache that can be reused: its meta reads, and every
-// output it lists is there with the size it had (what a machine crash
-// before the data reached the disk would break). Anything else is removed.
-bool cached_whole(const fs::path& dir) {
+// A datum in the cache that can be reused: the journal has its line, and
+// every output it lists is there with the size it had (what a machine
+// crash before the data reached the disk would break). Anything else is
+// removed.
+bool cached_whole(const fs::path& dir, const json* meta) {
   std::error_code ec;
-  if (!fs::exists(dir / "meta.json", ec)) return false;
-  json meta = json::parse(read_file(dir / "meta.json"), nullptr, false);
-  bool ok = meta.is_object() && meta.contains("outputs") && meta.contains("sizes") && meta["outputs"].is_array() &&
-            meta["sizes"].is_array() && meta["outputs"].size() == meta["sizes"].size();
-  for (std::size_t i = 0; ok && i < meta["outputs"].size(); i++) {
-    if (!meta["outputs"][i].is_string()) return fs::remove_all(dir, ec), false;
-    auto size = fs::file_size(dir / "out" / meta["outputs"][i].get<std::string>(), ec);
-    ok = !ec && meta["sizes"][i].is_number_unsigned() && size == meta["sizes"][i].get<std::uint64_t>();
+  bool ok = meta && meta->contains("outputs") && meta->contains("sizes") && (*meta)["outputs"].is_array() &&
+            (*meta)["sizes"].is_array() && (*meta)["outputs"].size() == (*meta)["sizes"].size();
+  for (std::size_t i = 0; ok && i < (*meta)["outputs"].size(); i++) {
+    const json& o = (*meta)["outputs"][i];
+    const json& sz = (*meta)["sizes"][i];
+    ok = o.is_string() && sz.is_number_unsigned();
+    if (ok) {
+      auto size = fs::file_size(dir / o.get<std::string>(), ec);
+      ok = !ec && size == sz.get<std::uint64_t>();
+    }
   }
   if (!ok) fs::remove_all(dir, ec);
   return ok;
@@ -156,6 +160,18 @@ std::string tail_of(const std::string& log, std::size_t n) {
 std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::map<std::string, json> read_cache_journal(const fs::path& cache) {
+  std::map<std::string, json> out;
+  std::istringstream in(read_file(cache / "journal"));
+  for (std::string line; std::getline(in, line);) {
+    json j = json::parse(line, nullptr, false);  // (a line a kill -9 cut short does not parse)
+    if (!j.is_object() || !j.contains("key") || !j["key"].is_string()) continue;
+    std::string key = j["key"].get<std::string>();  // (before the move: json's operator= takes its value first)
+    out[key] = std::move(j);
+  }
+  return out;
 }
 
 WorkerSetup PipelineEngine::worker_setup(const PipelineSpec& spec, const Image& image, const fs::path& binary,
@@ -313,6 +329,11 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
   if (base_ok)
     for (const auto& d : prev_table) prev_by_key[d.key] = &d;
 
+  // What earlier, unfinished runs finished (recovered below), and where
+  // this run adds its own.
+  std::map<std::string, json> journal = read_cache_journal(cache);
+  UniqueFd journal_fd(::open((cache / "journal").c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+  if (!journal_fd) fail_errno(errno, "open " + (cache / "journal").string());
   std::vector<DatumRecord> table(datums.size());
   std::vector<std::size_t> pending;
   run.datums = {};
@@ -332,13 +353,16 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
       r.info.state = DatumState::kSkipped;
       r.info.outputs = pk->second->info.outputs;
       run.datums.skipped++;
-    } else if (fs::path c = cache / r.key; !forced && cached_whole(c)) {
+    } else if (auto jm = journal.find(r.key);
+               !forced && jm != journal.end() && cached_whole(cache / r.key, &jm->second)) {
       r.info.state = DatumState::kRecovered;
-      json meta = json::parse(read_file(c / "meta.json"));
+      const json& meta = jm->second;
       r.info.outputs = meta.value("outputs", std::vector<std::string>{});
       r.info.duration_ns = meta.value("duration_ns", std::int64_t{0});
       r.info.tries = meta.value("tries", 1u);
-      fs::copy_file(c / "log", run_logs / (r.info.id + ".log"), fs::copy_options::overwrite_existing, ec);
+      if (meta.value("log", false))
+        fs::copy_file(cache / (r.key + ".log"), run_logs / (r.info.id + ".log"), fs::copy_options::overwrite_existing,
+                      ec);
       run.datums.recovered++;
     } else {
       r.info.state = DatumState::kPending;
@@ -410,23 +434,28 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
     // datum that finished is kept even when the run is being stopped: the
     // run that resumes it reuses it.)
     std::error_code rec;  // (ec is the run's thread's)
+    // cache/<key>/ is what /pfs/out held, cache/<key>.log its log, and a
+    // line of cache/journal (appended last, in one write) makes it whole:
+    // two inodes for a one-file datum, where a meta file and an out/
+    // folder of its own made four to create and delete.
     // (tmp.* is this run's alone: emptied when the run began.)
     fs::path tmp = cache / fmt::format("tmp.{}.{}", r.key, i);
     if (::mkdir(tmp.c_str(), 0755) != 0 && errno != EEXIST) fail_errno(errno, "mkdir " + tmp.string());
-    if (::mkdir((tmp / "out").c_str(), 0755) != 0 && errno != EEXIST) fail_errno(errno, "mkdir " + tmp.string());
-    for (const auto& e : fs::directory_iterator(w.out_dir())) fs::rename(e.path(), tmp / "out" / e.path().filename());
+    for (const auto& e : fs::directory_iterator(w.out_dir())) fs::rename(e.path(), tmp / e.path().filename());
     r.info.outputs.clear();
     std::vector<std::uint64_t> sizes;
-    for (auto& [path, size] : files_below(tmp / "out")) {
+    for (auto& [path, size] : files_below(tmp)) {
       r.info.outputs.push_back(std::move(path));
       sizes.push_back(size);
     }
-    if (!log.empty()) write_small(tmp / "log", log);
-    json meta = {{"id", r.info.id}, {"outputs", r.info.outputs}, {"sizes", sizes},
-                 {"duration_ns", r.info.duration_ns}, {"tries", r.info.tries}};
-    write_small(tmp / "meta.json", meta.dump());
     fs::remove_all(cache / r.key, rec);
     fs::rename(tmp, cache / r.key);
+    if (!log.empty()) write_small(cache / (r.key + ".log"), log);
+    json meta = {{"key", r.key},          {"id", r.info.id},  {"outputs", r.info.outputs},
+                 {"sizes", sizes},        {"log", !log.empty()}, {"duration_ns", r.info.duration_ns},
+                 {"tries", r.info.tries}};
+    std::string line = meta.dump() + "\n";
+    write_all(journal_fd.get(), line.data(), line.size(), (cache / "journal").string());
     return DatumTry{true, {}, false, false};
   };
   loop.ended = [&](std::size_t i, const DatumTry& last, std::uint32_t tries, bool cut) {
@@ -581,7 +610,7 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
   std::vector<std::pair<std::string, fs::path>> add;
   for (const auto& r : table)
     if (r.info.state == DatumState::kProcessed || r.info.state == DatumState::kRecovered)
-      for (const auto& o : r.info.outputs) add.emplace_back(o, cache / r.key / "out" / o);
+      for (const auto& o : r.info.outputs) add.emplace_back(o, cache / r.key / o);
   if (!add.empty()) {
     LocalFiles batch(std::move(add));
     unwrap(store_.put_files(out_branch, ".", batch));
