@@ -299,6 +299,15 @@ Result<std::vector<PipelineRun>> PipelineEngine::flush_commit(std::string_view c
       }
       if (done.size() == before) break;  // (a cycle cannot be created)
     }
+    std::map<std::string, std::int64_t> time_of = {{c.id, c.time_ns}};
+    auto created_after_all = [&](const PipelineMeta& m, const std::vector<ProvenanceEntry>& required) {
+      for (const auto& r : required) {
+        auto t = time_of.find(r.commit);
+        if (t == time_of.end()) t = time_of.emplace(r.commit, unwrap(store_.inspect_commit(r.commit)).time_ns).first;
+        if (m.info.created_ns <= t->second) return false;
+      }
+      return true;
+    };
     for (;;) {
       // In DAG order, each pipeline's run is the one that read, for each of
       // its inputs in the flush, the commit the flush is about: the commit
@@ -360,8 +369,12 @@ Result<std::vector<PipelineRun>> PipelineEngine::flush_commit(std::string_view c
             failed.insert(p);
           }
         } else if ((fresh ? fresh->info.stopped : m.info.stopped) ||
-                   (direct && !upstream_failed && m.info.created_ns > c.time_ns)) {
-          absent.insert(p);  // stopped, or created after the commit and never ran on it
+                   (!upstream_failed && created_after_all(m, required))) {
+          // Stopped, or created after every commit it would read here and
+          // never ran on them (its first run read newer heads). Created
+          // before one of them (an upstream output made during this
+          // flush), the trigger queues its run: pending, below.
+          absent.insert(p);
         } else {
           pending.insert(p);
           waiting.push_back(p + " (not queued yet)");
