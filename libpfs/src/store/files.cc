@@ -352,6 +352,16 @@ void LocalStore::publish(const std::string& b, Staging& staged, const std::strin
   save_state(st);
 }
 
+std::unique_ptr<FileReader> LocalStore::open_ref_file(const Ref& ref, const std::string& p) {
+  if (ref.kind == Ref::Kind::kCommit) return backend_->open_commit_file(resolve_commit(ref.name), p);
+  if (ref.kind == Ref::Kind::kBranch) {
+    check_branch_name(ref.name);
+    read_state(ref.name);
+    return backend_->open_branch_file(ref.name, p);
+  }
+  return open_ref(ref)->open_file(p);
+}
+
 Result<std::unique_ptr<FileHandle>> LocalStore::open_file(const Ref& ref, std::string_view path) {
   return guard([&]() -> std::unique_ptr<FileHandle> {
     std::string p = normalize_path(path);
@@ -360,23 +370,17 @@ Result<std::unique_ptr<FileHandle>> LocalStore::open_file(const Ref& ref, std::s
     info.path = p;
     info.type = FileInfo::Type::kFile;
     std::string cache_id;  // a commit's file: cached (file_cache.h)
-    if (ref.kind == Ref::Kind::kCommit) {
+    if (ref.kind == Ref::Kind::kCommit && file_cache_) {
       std::string id = resolve_commit(ref.name);
-      if (file_cache_) {
-        if (auto hit = file_cache_->get(id, p)) {
-          info.size = hit->bytes->size();
-          info.mtime_ns = hit->mtime_ns;
-          return std::make_unique<CachedFileHandle>(std::move(info), std::move(hit->bytes));
-        }
-        cache_id = id;
+      if (auto hit = file_cache_->get(id, p)) {
+        info.size = hit->bytes->size();
+        info.mtime_ns = hit->mtime_ns;
+        return std::make_unique<CachedFileHandle>(std::move(info), std::move(hit->bytes));
       }
+      cache_id = id;
       reader = backend_->open_commit_file(id, p);
-    } else if (ref.kind == Ref::Kind::kBranch) {
-      check_branch_name(ref.name);
-      read_state(ref.name);
-      reader = backend_->open_branch_file(ref.name, p);
     } else {
-      reader = open_ref(ref)->open_file(p);
+      reader = open_ref_file(ref, p);
     }
     info.size = reader->size();
     info.mtime_ns = reader->mtime_ns;
@@ -397,9 +401,12 @@ Result<FileInfo> LocalStore::get_file(const Ref& ref, std::string_view path, Sin
                                       const ReadRange& range) {
   return guard([&] {
     std::string p = normalize_path(path);
-    auto tree = open_ref(ref);
-    auto file = tree->open_file(p);
-    FileInfo info = stat_in(*tree, p, ref);
+    auto file = open_ref_file(ref, p);
+    // (What was opened, should the path change meanwhile: no second lookup.)
+    FileInfo info;
+    info.path = p;
+    info.size = file->size();
+    info.mtime_ns = file->mtime_ns;
     std::uint64_t size = file->size();
     std::uint64_t len = check_read_range(size, range, p);
     copy_out(*file, p, range.offset, range.length ? std::optional(len) : std::nullopt, sink);

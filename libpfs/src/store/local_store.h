@@ -136,6 +136,9 @@ class LocalStore final : public Client {
   std::string resolve_commit(std::string_view s);
   std::unique_ptr<TreeReader> tree_of(const std::string& commit_id);
   std::unique_ptr<TreeReader> open_ref(const Ref& ref);
+  // Opens the file `p` (normalized) of `ref` without opening its tree
+  // first when the backend can (one openat2 on btrfs).
+  std::unique_ptr<FileReader> open_ref_file(const Ref& ref, const std::string& p);
 
   // ---- branch state and recovery (branch_state.cc) --------------------------
   BranchState read_state(const std::string& b);
