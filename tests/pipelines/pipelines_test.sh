@@ -200,6 +200,22 @@ expect_contains "flush-commit prints it" "$CRUN failure: two datums write /pfs/o
 expect_eq "the output branch did not move" "$COLL_HEAD" "$(head_of coll)"
 expect_eq "... and holds what it held" "x=x y=y " "$(files coll)"
 
+# A command may remove its log (pfs-worker's, under /.pfs, writable) and
+# leave a symbolic link in /pfs/out: both datums (one container serves
+# them, in turn) are still logged, and the link is not output.
+spec rmlog "$(pfs_in col '/*')" \
+  'rm -f /.pfs/log; echo "logged after rm: $(ls /pfs/col)"; ln -s /etc/passwd /pfs/out/link-$(ls /pfs/col); cp /pfs/col/* /pfs/out/' \
+  > "$LOCAL/rmlog.json"
+expect_status 0 pachctl create-pipeline -f "$LOCAL/rmlog.json"
+expect_status 5 pachctl flush-commit col  # (coll's run on it failed, above)
+RRUN=$(last_run rmlog)
+expect_eq "a command that removed its log: the run succeeded" "success: 2 processed, 0 skipped, 0 recovered, 0 failed of 2" \
+  "$(summary "$RRUN")"
+expect_eq "... both datums' lines are logged" $'logged after rm: a\nlogged after rm: b' \
+  "$(pachctl get-logs --run "$RRUN" | cut -d' ' -f3- | sort)"
+expect_eq "... and the links it left are not output" "a=x b=x " "$(files rmlog)"
+expect_status 0 pachctl delete-pipeline rmlog
+
 section "4. incremental runs: only what changed is processed"
 pachctl branch inc
 for i in 1 2 3 4 5; do put inc "f$i" "file $i\n"; done

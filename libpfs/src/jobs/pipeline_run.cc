@@ -67,32 +67,6 @@ std::string sha_hex(std::string_view s, std::size_t digits) {
   return h.hex().substr(0, digits);
 }
 
-// Regular files below `dir` with their sizes, relative paths, sorted.
-// Symbolic links and other entries are left out (a tree holds files), and
-// none is followed: what a container left in /pfs/out cannot point the
-// engine elsewhere.
-void walk_files(int dirfd, const std::string& rel, std::vector<std::pair<std::string, std::uint64_t>>& out) {
-  for (const auto& name : list_dir_names(dirfd)) {
-    auto st = stat_at(dirfd, name);
-    if (!st) continue;
-    std::string path = rel.empty() ? name : rel + "/" + name;
-    if (S_ISREG(st->st_mode)) {
-      out.emplace_back(path, static_cast<std::uint64_t>(st->st_size));
-    } else if (S_ISDIR(st->st_mode)) {
-      UniqueFd sub = open_dir(dirfd, name);
-      walk_files(sub.get(), path, out);
-    }
-  }
-}
-
-std::vector<std::pair<std::string, std::uint64_t>> files_below(const fs::path& dir) {
-  std::vector<std::pair<std::string, std::uint64_t>> out;
-  UniqueFd fd = open_dir(AT_FDCWD, dir.string());
-  walk_files(fd.get(), "", out);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 void write_small(const fs::path& file, std::string_view data) {
   UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd) fail_errno(errno, "create " + file.string());
@@ -204,10 +178,7 @@ WorkerSetup PipelineEngine::worker_setup(const PipelineSpec& spec, const Image& 
 void PipelineEngine::materialize(const Datum& d, DatumWorker& w, const std::map<std::string, std::string>& commit_of) {
   for (const auto& part : d.parts)
     for (const auto& f : part.files) {
-      fs::path dest = w.in_dir(part.input) / f.path;
-      fs::create_directories(dest.parent_path());
-      UniqueFd fd(::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-      if (!fd) fail_errno(errno, "create " + dest.string());
+      UniqueFd fd = w.place(part.input, f.path);
       auto sink = Sink::to_fd(fd.get());
       unwrap(store_.get_file(Ref::commit(commit_of.at(part.repo)), f.path, *sink));
     }
@@ -225,8 +196,6 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
   fs::create_directories(cache);
   fs::create_directories(run_logs);
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(cache, ec))
-    if (e.path().filename().string().rfind("tmp.", 0) == 0) fs::remove_all(e.path(), ec);
 
   // A run killed after committing its output (before recording it): the
   // commit is there, and is adopted.
@@ -334,6 +303,7 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
   std::map<std::string, json> journal = read_cache_journal(cache);
   UniqueFd journal_fd(::open((cache / "journal").c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
   if (!journal_fd) fail_errno(errno, "open " + (cache / "journal").string());
+  UniqueFd cache_fd = open_dir(AT_FDCWD, cache.string());
   std::vector<DatumRecord> table(datums.size());
   std::vector<std::size_t> pending;
   run.datums = {};
@@ -423,33 +393,31 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
     materialize(datums[pending[i]], w, commit_of);
     DatumOutcome o = w.run(r.info.id, run.id, std::chrono::duration_cast<std::chrono::milliseconds>(datum_timeout));
     std::string& log = logs[i];
-    std::error_code lec;
-    log = fs::file_size(w.log_file(), lec) > 0 && !lec ? read_file(w.log_file()) : std::string();
+    log = w.log();
     if (o.log_dropped)
       log += fmt::format("\n[pfs: {} more bytes of output were dropped (log limit {} bytes)]\n", o.log_dropped,
                          opts_.max_log_bytes);
     r.info.duration_ns = o.duration_ns;
     if (!o.ok) return DatumTry{false, o.error, o.container_lost, false};
-    // Into the cache, atomically: a kill -9 leaves it whole or absent. (A
-    // datum that finished is kept even when the run is being stopped: the
-    // run that resumes it reuses it.)
-    std::error_code rec;  // (ec is the run's thread's)
-    // cache/<key>/ is what /pfs/out held, cache/<key>.log its log, and a
-    // line of cache/journal (appended last, in one write) makes it whole:
-    // two inodes for a one-file datum, where a meta file and an out/
-    // folder of its own made four to create and delete.
-    // (tmp.* is this run's alone: emptied when the run began.)
-    fs::path tmp = cache / fmt::format("tmp.{}.{}", r.key, i);
-    if (::mkdir(tmp.c_str(), 0755) != 0 && errno != EEXIST) fail_errno(errno, "mkdir " + tmp.string());
-    for (const auto& e : fs::directory_iterator(w.out_dir())) fs::rename(e.path(), tmp / e.path().filename());
+    // Into the cache: cache/<key>/ is what /pfs/out held, cache/<key>.log
+    // its log, and a line of cache/journal (appended last, in one write)
+    // makes it whole; a kill -9 before that line leaves a folder no run
+    // reuses (the next one to process the datum replaces it). Two inodes
+    // for a one-file datum, moved by descriptors: a datum's own file
+    // traffic is what the engine adds to the command's time. (A datum
+    // that finished is kept even when the run is being stopped: the run
+    // that resumes it reuses it.)
+    if (::mkdirat(cache_fd.get(), r.key.c_str(), 0755) != 0) {
+      if (errno != EEXIST) fail_errno(errno, "create " + (cache / r.key).string());
+      remove_tree(cache_fd.get(), r.key);
+      if (::mkdirat(cache_fd.get(), r.key.c_str(), 0755) != 0) fail_errno(errno, "create " + (cache / r.key).string());
+    }
     r.info.outputs.clear();
     std::vector<std::uint64_t> sizes;
-    for (auto& [path, size] : files_below(tmp)) {
+    for (auto& [path, size] : w.take_outputs(cache_fd.get(), r.key)) {
       r.info.outputs.push_back(std::move(path));
       sizes.push_back(size);
     }
-    fs::remove_all(cache / r.key, rec);
-    fs::rename(tmp, cache / r.key);
     if (!log.empty()) write_small(cache / (r.key + ".log"), log);
     json meta = {{"key", r.key},          {"id", r.info.id},  {"outputs", r.info.outputs},
                  {"sizes", sizes},        {"log", !log.empty()}, {"duration_ns", r.info.duration_ns},
@@ -700,28 +668,39 @@ Result<DatumTrial> PipelineEngine::run_datum(std::string_view json_text, const D
     trial.datum.id = pick->id;
     for (const auto& part : pick->parts)
       for (const auto& f : part.files) trial.datum.files.push_back({part.input, f.path});
+    // The outputs move out of the worker's folder (removed with it) to be
+    // listed and copied.
+    fs::path outs = setup.dir.string() + ".out";
+    struct Remove {
+      fs::path dir;
+      ~Remove() {
+        std::error_code rec;
+        fs::remove_all(dir, rec);
+      }
+    } remove_outs{outs};
     {
       DatumWorker w(runtime_, setup);
       materialize(*pick, w, commit_of);
       DatumOutcome o = w.run(pick->id, "trial", std::chrono::duration_cast<std::chrono::milliseconds>(spec.datum_timeout));
-      trial.logs = read_file(w.log_file());
+      trial.logs = w.log();
       trial.datum.tries = 1;
       trial.datum.duration_ns = o.duration_ns;
       trial.datum.state = o.ok ? DatumState::kProcessed : DatumState::kFailed;
       trial.datum.error = o.error;
-      for (const auto& [rel, size] : files_below(w.out_dir())) {
+      fs::create_directories(outs);
+      for (const auto& [rel, size] : w.take_outputs(AT_FDCWD, outs.string())) {
         FileInfo fi;
         fi.path = rel;
         fi.size = size;
         trial.outputs.push_back(fi);
         trial.datum.outputs.push_back(rel);
       }
-      if (!opts.output_dir.empty()) {
-        fs::create_directories(opts.output_dir);
-        for (const auto& rel : trial.datum.outputs) {
-          fs::create_directories((fs::path(opts.output_dir) / rel).parent_path());
-          fs::copy_file(w.out_dir() / rel, fs::path(opts.output_dir) / rel, fs::copy_options::overwrite_existing);
-        }
+    }
+    if (!opts.output_dir.empty()) {
+      fs::create_directories(opts.output_dir);
+      for (const auto& rel : trial.datum.outputs) {
+        fs::create_directories((fs::path(opts.output_dir) / rel).parent_path());
+        fs::copy_file(outs / rel, fs::path(opts.output_dir) / rel, fs::copy_options::overwrite_existing);
       }
     }
     return trial;

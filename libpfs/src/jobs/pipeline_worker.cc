@@ -4,10 +4,12 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -50,13 +52,23 @@ fs::path find_worker_binary(const fs::path& configured) {
 namespace {
 
 // Empties a folder (without following links the container left).
-void empty_dir(const fs::path& dir) {
-  UniqueFd fd = open_dir_if_exists(AT_FDCWD, dir.string());
-  if (!fd) {
-    fs::create_directories(dir);
-    return;
+void empty_dir(int fd) {
+  for (const auto& name : list_dir_names(fd)) remove_tree(fd, name);
+}
+
+// Regular files below `dirfd`, with their sizes (see take_outputs).
+void walk_files(int dirfd, const std::string& rel, std::vector<std::pair<std::string, std::uint64_t>>& out) {
+  for (const auto& name : list_dir_names(dirfd)) {
+    auto st = stat_at(dirfd, name);
+    if (!st) continue;
+    std::string path = rel.empty() ? name : rel + "/" + name;
+    if (S_ISREG(st->st_mode)) {
+      out.emplace_back(path, static_cast<std::uint64_t>(st->st_size));
+    } else if (S_ISDIR(st->st_mode)) {
+      UniqueFd sub = open_dir(dirfd, name);
+      walk_files(sub.get(), path, out);
+    }
   }
-  for (const auto& name : list_dir_names(fd.get())) remove_tree(fd.get(), name);
 }
 
 }  // namespace
@@ -96,7 +108,11 @@ DatumWorker::DatumWorker(Runtime& rt, WorkerSetup setup) : rt_(rt), setup_(std::
   for (const auto& name : setup_.inputs) {
     fs::create_directories(in_dir(name));
     cs.binds.push_back({in_dir(name), "/pfs/" + name, true});
+    in_fds_[name] = open_dir(AT_FDCWD, in_dir(name).string());
   }
+  out_fd_ = open_dir(AT_FDCWD, out_dir().string());
+  log_fd_ = UniqueFd(::open(log_file().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!log_fd_) fail_errno(errno, "create " + log_file().string());
   // One socket pair is pfs-worker's stdin and stdout: a socket, so that a
   // write to a container that died fails (MSG_NOSIGNAL) instead of raising
   // SIGPIPE in the whole process.
@@ -129,9 +145,62 @@ DatumWorker::~DatumWorker() {
   fs::remove_all(setup_.dir, ec);
 }
 
+UniqueFd DatumWorker::place(const std::string& input, const std::string& path) {
+  int in = in_fds_.at(input).get();
+  if (auto slash = path.rfind('/'); slash != std::string::npos) {
+    // Parents first; each one made here is removed by clear().
+    for (std::size_t at = path.find('/'); at != std::string::npos && at <= slash; at = path.find('/', at + 1)) {
+      std::string dir = path.substr(0, at);
+      if (::mkdirat(in, dir.c_str(), 0755) == 0) placed_dirs_.emplace_back(input, dir);
+      else if (errno != EEXIST) fail_errno(errno, "create " + (in_dir(input) / dir).string());
+    }
+  }
+  UniqueFd fd(::openat(in, path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!fd) fail_errno(errno, "create " + (in_dir(input) / path).string());
+  placed_files_.emplace_back(input, path);
+  return fd;
+}
+
 void DatumWorker::clear() {
-  for (const auto& name : setup_.inputs) empty_dir(in_dir(name));
-  empty_dir(out_dir());
+  // Only what place() made: unlinking it is a system call per file, where
+  // listing the folders to find it cost eight.
+  for (const auto& [input, path] : placed_files_)
+    if (::unlinkat(in_fds_.at(input).get(), path.c_str(), 0) != 0 && errno != ENOENT)
+      fail_errno(errno, "remove " + (in_dir(input) / path).string());
+  for (auto it = placed_dirs_.rbegin(); it != placed_dirs_.rend(); ++it)
+    if (::unlinkat(in_fds_.at(it->first).get(), it->second.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
+      fail_errno(errno, "remove " + (in_dir(it->first) / it->second).string());
+  placed_files_.clear();
+  placed_dirs_.clear();
+  if (!out_taken_) empty_dir(out_fd_.get());
+  out_taken_ = true;
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> DatumWorker::take_outputs(int dirfd, const std::string& dest) {
+  std::vector<std::pair<std::string, std::uint64_t>> files;
+  for (const auto& name : list_dir_names(out_fd_.get())) {
+    if (auto st = stat_at(out_fd_.get(), name); st && S_ISREG(st->st_mode)) {
+      files.emplace_back(name, static_cast<std::uint64_t>(st->st_size));
+    } else if (st && S_ISDIR(st->st_mode)) {
+      UniqueFd sub = open_dir(out_fd_.get(), name);
+      walk_files(sub.get(), name, files);
+    }
+    std::string to = dest + "/" + name;
+    if (::renameat(out_fd_.get(), name.c_str(), dirfd, to.c_str()) != 0)
+      fail_errno(errno, fmt::format("move {} to {}/{}", (out_dir() / name).string(), fd_path(dirfd), to));
+  }
+  out_taken_ = true;
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::string DatumWorker::log() {
+  struct stat st {};
+  if (::fstat(log_fd_.get(), &st) != 0 || st.st_size <= 0) return {};
+  std::string out(static_cast<std::size_t>(st.st_size), '\0');
+  ssize_t n = ::pread(log_fd_.get(), out.data(), out.size(), 0);
+  out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  return out;
 }
 
 void DatumWorker::kill() {
@@ -164,7 +233,13 @@ DatumOutcome DatumWorker::run(const std::string& datum_id, const std::string& jo
   DatumOutcome o;
   // Which datum the log is of, for readers that follow it (get-logs -f):
   // the log is emptied first, so it never shows the last datum's lines.
-  ::truncate(log_file().c_str(), 0);
+  // (pfs-worker opens the log by its path for each datum: when the last
+  // datum's command removed it, the one held here is no longer it.)
+  struct stat st {};
+  if (::fstat(log_fd_.get(), &st) == 0 && st.st_nlink == 0)
+    if (UniqueFd fd{::open(log_file().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)}) log_fd_ = std::move(fd);
+  (void)!::ftruncate(log_fd_.get(), 0);
+  out_taken_ = false;
   // (One descriptor for the worker's life: an open per datum is a cost at
   // 10,000 datums. The line's length changes only with the run.)
   if (!mark_) mark_ = UniqueFd(::open((setup_.dir / "ctl" / "datum").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -60,8 +61,22 @@ class DatumWorker {
   std::filesystem::path in_dir(const std::string& input) const { return setup_.dir / "in" / input; }
   std::filesystem::path out_dir() const { return setup_.dir / "out"; }
   std::filesystem::path log_file() const { return setup_.dir / "ctl" / "log"; }
-  // Empties in/* and out/ for the next datum.
+  // Creates the file `path` (relative, checked by the caller) of the next
+  // datum under in/<input>/, with its parent folders, open for writing.
+  // What is placed here is what clear() removes.
+  UniqueFd place(const std::string& input, const std::string& path);
+  // Empties in/* and out/ for the next datum: the files place() made (a
+  // container cannot change in/: it is bound read-only) and whatever the
+  // last datum left in out/ (nothing when take_outputs() took it).
   void clear();
+  // Moves everything the datum wrote to /pfs/out into the folder `dest`
+  // below `dirfd` (on the same file system) and returns the regular files
+  // among it, relative paths with sizes, sorted. Symbolic links and other
+  // entries move too but are not listed, and none is followed: what a
+  // container left cannot point the engine elsewhere.
+  std::vector<std::pair<std::string, std::uint64_t>> take_outputs(int dirfd, const std::string& dest);
+  // What the last datum wrote to its log (stdout and stderr).
+  std::string log();
   // Runs cmd once over what in/ holds now. `timeout` 0: none.
   DatumOutcome run(const std::string& datum_id, const std::string& job_id, std::chrono::milliseconds timeout);
   // Kills the container (from another thread: a stop); run() then returns
@@ -75,6 +90,14 @@ class DatumWorker {
   WorkerSetup setup_;
   std::unique_ptr<Container> container_;
   UniqueFd ctl_;  // pfs-worker's stdin and stdout
+  // Descriptors held for the worker's life (a path walk per datum and
+  // folder costs at 10,000 datums): in/<input>, out/, ctl/log.
+  std::map<std::string, UniqueFd> in_fds_;
+  UniqueFd out_fd_, log_fd_;
+  // What place() made since the last clear(): files, then the folders it
+  // created (parents before children), each as (input, path).
+  std::vector<std::pair<std::string, std::string>> placed_files_, placed_dirs_;
+  bool out_taken_ = true;  // out/ is empty (nothing ran since take_outputs)
   UniqueFd mark_;  // ctl/datum: "<run> <datum>" of the datum running (get-logs -f)
   std::size_t mark_size_ = 0;
   std::string buffered_;
