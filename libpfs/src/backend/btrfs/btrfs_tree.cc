@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <memory>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -48,12 +49,13 @@ Entry entry_from_stat(const std::string& path, const struct stat& st) {
 std::uint64_t copy_source(Source& src, int out_fd) {
   if (src.fd() >= 0) return copy_fd(src.fd(), out_fd);
   std::uint64_t total = 0;
-  std::vector<char> buf(1 << 20);
+  constexpr std::size_t kBuf = 1 << 20;
+  auto buf = std::make_unique_for_overwrite<char[]>(kBuf);  // (not zeroed: only what is read is used)
   for (;;) {
-    std::size_t n = unwrap(src.read(buf));
+    std::size_t n = unwrap(src.read(std::span<char>(buf.get(), kBuf)));
     if (n == 0) break;
     total += n;
-    const char* p = buf.data();
+    const char* p = buf.get();
     while (n > 0) {
       ssize_t w = ::write(out_fd, p, n);
       if (w < 0) {
@@ -358,11 +360,12 @@ void BtrfsWorkTree::copy_file_from(TreeReader& from, const std::string& from_pat
     copy_fd(in->fd(), out.get());  // a reflink: O(1)
     return;
   }
-  std::vector<char> buf(1 << 20);
+  const std::size_t cap = static_cast<std::size_t>(std::clamp<std::uint64_t>(in->size(), 1, 1 << 20));
+  auto buf = std::make_unique_for_overwrite<char[]>(cap);
   for (std::uint64_t off = 0;;) {
-    std::size_t n = in->pread(buf, off);
+    std::size_t n = in->pread(std::span<char>(buf.get(), cap), off);
     if (n == 0) break;
-    write_all(out.get(), buf.data(), n, "write " + path);
+    write_all(out.get(), buf.get(), n, "write " + path);
     off += n;
   }
 }
