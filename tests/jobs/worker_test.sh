@@ -180,6 +180,24 @@ check "exec failure: log" "$(cat "$LOG")" "pfs-worker: cannot run \"$D/no-such-c
 echo quit >&3
 finish "quit after exec failure"
 
+# A program found in $PATH: looked up once, then run from there; when it
+# is gone, the lookup is made again (another one in $PATH is found); a
+# script without #! runs with /bin/sh, as execvp does.
+mkdir -p "$D/bin1" "$D/bin2"
+printf '#!/bin/sh\necho first "$@"\n' > "$D/bin1/pfs-tool"
+printf 'echo second "$@"\n' > "$D/bin2/pfs-tool"  # (no #!)
+chmod +x "$D/bin1/pfs-tool" "$D/bin2/pfs-tool"
+PATH="$D/bin1:$D/bin2:$PATH" start "$WORKER" --log "$LOG" -- pfs-tool x
+ask "run d1 0 1000 j"
+check_answer "PATH d1" "$GOT" "exit 0 0"
+check "PATH d1: the first in PATH" "$(cat "$LOG")" "first x"
+rm "$D/bin1/pfs-tool"
+ask "run d2 0 1000 j"
+check_answer "PATH d2 (the first one removed)" "$GOT" "exit 0 0"
+check "PATH d2: the next in PATH, a script without #!" "$(cat "$LOG")" "second x"
+echo quit >&3
+finish "quit after PATH"
+
 # As PID 1 of a pid namespace (as in a container; needs root): after each
 # datum nothing else is left, not even a process that left the command's
 # session (setsid).
