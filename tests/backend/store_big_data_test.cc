@@ -3,10 +3,14 @@
 // directories changed at random.
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <iterator>
 #include <map>
 #include <random>
 #include <set>
+
+#include <pfs/json.h>
 
 #include "store_fixture.h"
 
@@ -176,4 +180,41 @@ TEST_CASE("a big directory changed at random reads back right and stays canonica
     }
     s.check_fsck();
   }
+}
+
+TEST_CASE("a directory of 10,000 files lists and diffs whole (btrfs stats it on several threads)") {
+  Store s;
+  std::string local = unique_dir("many");
+  std::filesystem::create_directories(local);
+  for (int i = 0; i < 10000; i++) {
+    std::ofstream f(local + "/f" + std::to_string(i), std::ios::binary);
+    f << std::string(static_cast<std::size_t>(i % 7), 'x');
+  }
+  REQUIRE_OK(s->put_dir("master", ".", local));
+  std::filesystem::remove_all(local);
+  auto check_listing = [&](const Ref& ref, std::size_t want, bool changed) {
+    auto l = s->list_files(ref, "");
+    REQUIRE_OK(l);
+    CHECK(l->size() == want);
+    CHECK(std::is_sorted(l->begin(), l->end(), [](const FileInfo& a, const FileInfo& b) { return a.path < b.path; }));
+    std::size_t wrong = 0;
+    for (const auto& f : *l) {
+      int i = std::stoi(f.path.substr(1));
+      if (f.type != FileInfo::Type::kFile || f.size != static_cast<std::uint64_t>(i % 7) + (changed && i == 77 ? 3 : 0)) wrong++;
+    }
+    CHECK(wrong == 0);
+  };
+  check_listing(M, 10000, false);
+  std::string c1 = s.commit();
+  s.put("f77", std::string(77 % 7 + 3, 'y'));
+  REQUIRE_OK(s->delete_file("master", "f5000"));
+  REQUIRE_OK(s->delete_file("master", "f9999"));
+  s.put("f10000", std::string(10000 % 7, 'z'));
+  std::string c2 = s.commit();
+  check_listing(Ref::commit(c2), 9999, true);
+  auto d = s->diff(Ref::commit(c1), Ref::commit(c2));
+  REQUIRE_OK(d);
+  std::vector<std::string> got;
+  for (auto& e : *d) got.push_back(std::string(change_name(e.change)) + " " + e.path);
+  CHECK(got == std::vector<std::string>{"added f10000", "deleted f5000", "modified f77", "deleted f9999"});
 }
