@@ -127,6 +127,9 @@ bool read_token_file(const std::string& path, std::string& token);
 pfs::ErrorCode errno_code(int err);
 // "WHAT: <strerror> (<what to do>)" for an errno (pfs::errno_advice).
 std::string os_error(std::string_view what, int err);
+// Reads a whole spec or descriptor file into `text` ("-": standard input);
+// false after ctx.fail (kNotFound, saying why) when it cannot be read.
+bool read_input_file(const std::string& file, std::string& text, Context& ctx);
 
 // ---- output helpers
 std::string human_size(std::uint64_t bytes);

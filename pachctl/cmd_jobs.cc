@@ -4,9 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
-#include <iostream>
-#include <iterator>
 #include <thread>
 
 #include <fmt/core.h>
@@ -157,13 +154,7 @@ void setup_job_commands(CLI::App& app, Context& ctx) {
                    "cycle; 3 branch or FILE not found."));
   add_runner(s, [o, &ctx]() -> int {
     std::string text;
-    if (o->file == "-") {
-      text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-    } else {
-      std::ifstream in(o->file, std::ios::binary);
-      if (!in) return ctx.fail(pfs::ErrorCode::kNotFound, os_error(fmt::format("cannot read {}", o->file), errno));
-      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
+    if (!read_input_file(o->file, text, ctx)) return ctx.status();
     auto* j = ctx.jobs();
     if (!j) return ctx.status();
     auto r = j->create_job(o->branch, o->name, text);

@@ -4,9 +4,6 @@
 // list-run, inspect-run and get-logs (cmd_jobs.cc calls them).
 #include <unistd.h>
 
-#include <fstream>
-#include <iostream>
-#include <iterator>
 
 #include <fmt/core.h>
 
@@ -52,20 +49,6 @@ std::string first_line(const std::string& s, std::size_t max = 80) {
   std::string r = s.substr(0, s.find('\n'));
   if (r.size() > max) r = r.substr(0, max - 3) + "...";
   return r.empty() ? "-" : r;
-}
-
-bool read_spec(const std::string& file, std::string& text, Context& ctx) {
-  if (file == "-") {
-    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-    return true;
-  }
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    ctx.fail(pfs::ErrorCode::kNotFound, os_error(fmt::format("cannot read {}", file), errno));
-    return false;
-  }
-  text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  return true;
 }
 
 pfs::Pipelines* pipelines(Context& ctx) {
@@ -229,7 +212,7 @@ void setup_pipeline_commands(CLI::App& app, Context& ctx) {
                    "input branch or FILE not found; 4 the pipeline, or a branch of its name, exists."));
   add_runner(s, [cp, &ctx]() -> int {
     std::string text;
-    if (!read_spec(cp->file, text, ctx)) return ctx.status();
+    if (!read_input_file(cp->file, text, ctx)) return ctx.status();
     auto* p = pipelines(ctx);
     if (!p) return ctx.status();
     auto r = p->create_pipeline(text);
@@ -249,7 +232,7 @@ void setup_pipeline_commands(CLI::App& app, Context& ctx) {
                    "0 success; 2 invalid spec; 3 no such pipeline, or an input branch not found."));
   add_runner(s, [up, &ctx]() -> int {
     std::string text;
-    if (!read_spec(up->file, text, ctx)) return ctx.status();
+    if (!read_input_file(up->file, text, ctx)) return ctx.status();
     auto* p = pipelines(ctx);
     if (!p) return ctx.status();
     auto r = p->update_pipeline(text, up->reprocess);
@@ -407,7 +390,7 @@ void setup_pipeline_commands(CLI::App& app, Context& ctx) {
                    "failed (its log is printed)."));
   add_runner(s, [rn, &ctx]() -> int {
     std::string text;
-    if (!read_spec(rn->file, text, ctx)) return ctx.status();
+    if (!read_input_file(rn->file, text, ctx)) return ctx.status();
     auto* p = pipelines(ctx);
     if (!p) return ctx.status();
     pfs::DatumTrialOptions o;

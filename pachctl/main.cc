@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
+#include <iterator>
 #include <map>
 
 #include <fmt/core.h>
@@ -220,6 +222,20 @@ std::string footer(std::initializer_list<std::string_view> examples, std::string
 pfs::ErrorCode errno_code(int err) { return pfs::code_of_errno(err); }
 
 std::string os_error(std::string_view what, int err) { return pfs::errno_message(what, err); }
+
+bool read_input_file(const std::string& file, std::string& text, Context& ctx) {
+  if (file == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    return true;
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    ctx.fail(pfs::ErrorCode::kNotFound, os_error(fmt::format("cannot read {}", file), errno));
+    return false;
+  }
+  text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return true;
+}
 
 std::string human_size(std::uint64_t bytes) {
   static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};

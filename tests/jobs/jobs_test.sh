@@ -182,6 +182,9 @@ curl -sS -XDELETE "$H/file/data/$PORT" >/dev/null
 # ---- an image from an OCI archive, and pachctl's job commands (same output both ways)
 printf '{"type": "map", "input": "data", "image": "oci-archive:%s", "command": ["/jobserver", "upper"]}\n' "$ARCHIVE" > "$LOCAL/arch.json"
 expect_status 0 P create-job arch "$LOCAL/arch.json"
+expect_status 3 P create-job nofile "$LOCAL/no-such-file.json"
+expect_contains "a descriptor file that is not there: named" "cannot read $LOCAL/no-such-file.json" "$ERR"
+expect_eq "... and no job made of it" "arch" "$(P list-job --json | jq -r '.[].name')"
 expect_eq "list-job" "arch" "$(P list-job --json | jq -r '.[].name')"
 CA=$(P commit --run 2>/dev/null)
 expect_eq "an oci-archive image runs" "SPACED" "$(P get-file --job arch -c "$CA" "a b.txt")"
