@@ -14,11 +14,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <memory>
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <future>
+#include <memory>
 #include <optional>
 #include <thread>
 
