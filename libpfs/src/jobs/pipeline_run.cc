@@ -41,7 +41,9 @@ namespace {
 // SHA-256 of what is written, as hex.
 class HashSink final : public Sink {
  public:
-  HashSink() : ctx_(EVP_MD_CTX_new()) {
+  HashSink() : ctx_(EVP_MD_CTX_new()) { reset(); }
+  // Starts a new hash in the same context (one context for many hashes).
+  void reset() {
     if (!ctx_ || !EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr)) fail(ErrorCode::kInternal, "SHA-256 init failed");
   }
   ~HashSink() override { EVP_MD_CTX_free(ctx_); }
@@ -309,18 +311,12 @@ PipelineRun PipelineEngine::execute(PipelineRun run) {
   if (!journal_fd) fail_errno(errno, "open " + (cache / "journal").string());
   UniqueFd cache_fd = open_dir(AT_FDCWD, cache.string());
   // A datum's key: sha_hex(spec_key + id, 32), with one context for all.
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> kctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  HashSink key_hash;
   auto key_of = [&](const std::string& id) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    if (!kctx || !EVP_DigestInit_ex(kctx.get(), EVP_sha256(), nullptr) ||
-        !EVP_DigestUpdate(kctx.get(), spec_key.data(), spec_key.size()) ||
-        !EVP_DigestUpdate(kctx.get(), id.data(), id.size()) || !EVP_DigestFinal_ex(kctx.get(), md, &len) || len < 16)
-      fail(ErrorCode::kInternal, "SHA-256 of a datum key failed");
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out(32, '0');
-    for (unsigned k = 0; k < 16; k++) out[2 * k] = kHex[md[k] >> 4], out[2 * k + 1] = kHex[md[k] & 0xF];
-    return out;
+    key_hash.reset();
+    (void)key_hash.write(std::span<const char>(spec_key.data(), spec_key.size()));
+    (void)key_hash.write(std::span<const char>(id.data(), id.size()));
+    return key_hash.hex().substr(0, 32);
   };
   std::vector<DatumRecord> table(datums.size());
   std::vector<std::size_t> pending;
